@@ -1,0 +1,30 @@
+"""Builds the Starlette application from the services the composition root made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from opencdp.api import events_routes, ops_routes
+from opencdp.api.context import ApiContext
+
+RouteFactory = Callable[[ApiContext], list[Any]]
+
+ROUTE_FACTORIES: list[RouteFactory] = [events_routes.routes, ops_routes.routes]
+"""Each API family contributes its routes; later slices append their factory here."""
+
+
+def build_asgi(
+    ctx: ApiContext,
+    *,
+    extra: list[RouteFactory] | None = None,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+) -> Starlette:
+    all_routes: list[BaseRoute] = []
+    for factory in [*ROUTE_FACTORIES, *(extra or [])]:
+        all_routes.extend(factory(ctx))
+    return Starlette(routes=all_routes, lifespan=lifespan)

@@ -1,0 +1,121 @@
+"""The one table per API family that turns domain errors into wire errors.
+
+Handlers never build error responses themselves: they raise ``opencdp.core.errors`` exceptions
+and the family wrapper (``family_endpoint``) renders them here. A test walks every family and
+every error class and checks the body shape and Content-Type.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from opencdp.core import errors as e
+
+logger = logging.getLogger(__name__)
+
+STATUS: dict[type[e.OpenCdpError], int] = {
+    e.PayloadTooLarge: 413,
+    e.BadRequest: 400,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.RateLimited: 429,
+    e.Unavailable: 503,
+}
+
+_encode = msgspec.json.encode
+
+
+def status_of(exc: e.OpenCdpError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+@dataclass(frozen=True)
+class Family:
+    """An API family: its name (metrics), how it spells error codes and shapes error bodies."""
+
+    name: str
+    codes: dict[int, str]
+    shape: Callable[[str, str, int], object]
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self, exc: e.OpenCdpError) -> Response:
+        status = status_of(exc)
+        code = self.codes.get(status, "INTERNAL_ERROR")
+        headers = dict(self.extra_headers)
+        if isinstance(exc, e.RateLimited):
+            headers["Retry-After"] = str(int(exc.retry_after))
+            headers["X-mp-rate-limit-exceeded"] = exc.scope
+        return Response(
+            _encode(self.shape(code, exc.message, status)),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    def internal_error(self) -> Response:
+        return Response(
+            _encode(self.shape(self.codes.get(500, "INTERNAL_ERROR"), "internal error", 500)),
+            status_code=500,
+            media_type="application/json",
+            headers=dict(self.extra_headers),
+        )
+
+
+def _errors_list(code: str, message: str, _status: int) -> object:
+    return {"errors": [{"code": code, "message": message}]}
+
+
+EVENTS = Family(
+    name="events",
+    codes={
+        400: "BAD_REQUEST",
+        413: "BAD_REQUEST",
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        404: "NOT_FOUND",
+        409: "CONFLICT",
+        429: "TOO_MANY_REQUESTS",
+        503: "SERVICE_UNAVAILABLE",
+        500: "INTERNAL_ERROR",
+    },
+    shape=_errors_list,
+)
+
+OPERATIONS = Family(name="operations", codes=EVENTS.codes, shape=_errors_list)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def family_endpoint(family: Family, on_error: Callable[[Family, str], None] | None = None):  # type: ignore[no-untyped-def]
+    """Wrap a handler so every error leaves in ``family``'s shape; never a bare 500."""
+
+    def wrap(fn: Endpoint) -> Endpoint:
+        @functools.wraps(fn)
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except e.OpenCdpError as exc:
+                if on_error is not None:
+                    on_error(family, exc.code)
+                return family.response(exc)
+            except Exception:
+                logger.exception("api.unhandled_error", extra={"path": request.url.path})
+                if on_error is not None:
+                    on_error(family, "internal")
+                return family.internal_error()
+
+        return endpoint
+
+    return wrap

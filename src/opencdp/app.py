@@ -1,0 +1,146 @@
+"""The composition root: builds every service with its collaborators, in one place.
+
+``cli`` asks for a Runtime; tests build one directly against a temporary store. Later slices
+(identity, profiles, ...) are wired here: their services, their pipeline steps, their routes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+
+from opencdp.api.app import RouteFactory, build_asgi
+from opencdp.api.context import ApiContext
+from opencdp.core import migrate
+from opencdp.core.clock import Clock, SystemClock
+from opencdp.core.config import Settings
+from opencdp.core.db import Database
+from opencdp.core.metrics import Metrics
+from opencdp.core.ratelimit import RateLimiter
+from opencdp.ingestion import store as inbox_store
+from opencdp.ingestion.group_commit import GroupCommitter
+from opencdp.ingestion.pipeline import Pipeline, Step
+from opencdp.ingestion.processing import ProcessingService
+from opencdp.ingestion.service import IngestionService
+from opencdp.ingestion.steps import StoreEvents
+from opencdp.tenancy.service import TenancyService
+from opencdp.worker.runner import PeriodicJob, Worker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    metrics: Metrics
+    tenancy: TenancyService
+    committer: GroupCommitter
+    ingestion: IngestionService
+    processing: ProcessingService
+    worker: Worker
+    services: dict[str, Any] = field(default_factory=dict)
+    route_factories: list[RouteFactory] = field(default_factory=list)
+    _asgi: Starlette | None = None
+
+    def context(self) -> ApiContext:
+        return ApiContext(
+            settings=self.settings,
+            metrics=self.metrics,
+            tenancy=self.tenancy,
+            ingestion=self.ingestion,
+            processing=self.processing,
+            services=self.services,
+        )
+
+    def asgi(self, *, run_worker: bool = False) -> Starlette:
+        """The web application; with ``run_worker`` its lifespan also runs the worker."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            self.committer.start()
+            if run_worker:
+                self.worker.start()
+            try:
+                yield
+            finally:
+                self.close()
+
+        if self._asgi is None:
+            self._asgi = build_asgi(self.context(), extra=self.route_factories, lifespan=lifespan)
+        return self._asgi
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.committer.close()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    extra_steps: list[Step] | None = None,
+    migrate_schema: bool = True,
+) -> Runtime:
+    clock = clock or SystemClock()
+    db = Database(settings.effective_database_url)
+    if migrate_schema:
+        migrate.upgrade(db)
+    metrics = Metrics()
+    tenancy = TenancyService(db=db, clock=clock)
+
+    def on_commit(groups: int, rows: int) -> None:
+        metrics.group_commits.inc()
+        metrics.group_commit_rows.inc(rows)
+
+    committer = GroupCommitter(
+        db=db,
+        write=inbox_store.insert_batches,
+        max_rows=settings.group_commit_max_rows,
+        on_commit=on_commit,
+    )
+    steps: list[Step] = [StoreEvents()]
+    steps.extend(extra_steps or [])
+    processing = ProcessingService(
+        db=db,
+        clock=clock,
+        pipeline=Pipeline(steps),
+        metrics=metrics,
+        chunk_size=settings.worker_batch_size,
+        lease_ttl_ms=settings.lease_ttl_ms,
+    )
+    partitions = processing.ensure_partitions(settings.partitions)
+    ingestion = IngestionService(
+        clock=clock,
+        committer=committer,
+        metrics=metrics,
+        partitions=partitions,
+        rate_limiter=RateLimiter(rate_per_s=settings.rate_limit_batches_per_s, clock=clock),
+    )
+    jobs: list[PeriodicJob] = []
+    worker = Worker(processing=processing, idle_ms=settings.worker_idle_ms, jobs=jobs)
+    metrics.gauge(
+        "opencdp_ingestion_inbox_depth_batches", "Batches waiting in the inbox", processing.pending
+    )
+    metrics.gauge(
+        "opencdp_worker_processing_lag_oldest_seconds",
+        "Age of the oldest unprocessed batch",
+        processing.lag_seconds,
+    )
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        db=db,
+        metrics=metrics,
+        tenancy=tenancy,
+        committer=committer,
+        ingestion=ingestion,
+        processing=processing,
+        worker=worker,
+    )

@@ -1,0 +1,158 @@
+"""The ``opencdp`` command: init, serve, worker, migrate (and client management).
+
+Each process role is a subcommand. Every flag also reads ``OPENCDP_<FLAG>`` from the
+environment (flags win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from opencdp.core import config
+from opencdp.core.logging import configure as configure_logging
+
+logger = logging.getLogger("opencdp.cli")
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="data directory (.opencdp)")
+    p.add_argument("--database-url", default=None, help="postgresql://... (default: SQLite)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opencdp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_init = sub.add_parser("init", help="create the schema and default credentials")
+    p_init.add_argument("--json", action="store_true", help="print the credentials as JSON")
+    _store_args(p_init)
+
+    p_serve = sub.add_parser("serve", help="run the HTTP API (and the worker)")
+    p_serve.add_argument("--host", default=None)
+    p_serve.add_argument("--port", type=int, default=None)
+    p_serve.add_argument("--no-worker", action="store_true", default=None)
+    _store_args(p_serve)
+
+    p_worker = sub.add_parser("worker", help="run processing alone")
+    _store_args(p_worker)
+
+    p_migrate = sub.add_parser("migrate", help="apply database migrations")
+    _store_args(p_migrate)
+
+    p_client = sub.add_parser("create-client", help="create an OAuth client")
+    _store_args(p_client)
+    p_client.add_argument("--workspace", type=int, action="append", default=[], required=True)
+    p_client.add_argument("--name", default="client")
+    p_client.add_argument("--no-platform", action="store_true", help="no Platform API access")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    base = config.from_env()
+    return base.with_overrides(
+        data_dir=getattr(args, "data_dir", None),
+        database_url=getattr(args, "database_url", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        no_worker=getattr(args, "no_worker", None),
+    )
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    from opencdp.app import build_runtime  # deferred: `--help` stays fast
+
+    if args.command == "migrate":
+        build_runtime(settings)
+        _print_json({"status": "migrated"})
+        return 0
+    if args.command == "init":
+        rt = build_runtime(settings)
+        creds, path = rt.tenancy.bootstrap(data_dir=settings.data_dir)
+        if args.json:
+            _print_json(creds.as_dict())
+        else:
+            sys.stdout.write(f"credentials written to {path}\n")
+        return 0
+    if args.command == "create-client":
+        rt = build_runtime(settings)
+        ws = rt.tenancy.workspace(args.workspace[0])
+        client_id, secret = rt.tenancy.create_oauth_client(
+            org_id=ws.org_id,
+            account_id=ws.account_id,
+            workspace_ids=list(args.workspace),
+            name=args.name,
+            platform_access=not args.no_platform,
+        )
+        _print_json({"client_id": client_id, "client_secret": secret})
+        return 0
+    if args.command == "worker":
+        return _run_worker(settings)
+    return _serve(settings)
+
+
+def _serve(settings: config.Settings) -> int:
+    import uvicorn
+
+    from opencdp.app import build_runtime
+
+    rt = build_runtime(settings)
+    creds, path = rt.tenancy.bootstrap(data_dir=settings.data_dir)
+    logger.info(
+        "serve.starting",
+        extra={
+            "url": f"http://{settings.host}:{settings.port}",
+            "credentials_file": str(path.resolve()),
+            "workspace_id": creds.workspace_id,
+            "worker": not settings.no_worker,
+        },
+    )
+    sys.stderr.write(
+        f"opencdp: serving on http://{settings.host}:{settings.port} "
+        f"(credentials in {path.resolve()})\n"
+    )
+    uvicorn.run(
+        rt.asgi(run_worker=not settings.no_worker),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _run_worker(settings: config.Settings) -> int:
+    from opencdp.app import build_runtime
+
+    rt = build_runtime(settings)
+    stop = threading.Event()
+
+    def _stop(*_a: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    rt.worker.start()
+    stop.wait()
+    rt.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Accepting batches: decode, validate, apply limits, partition, and commit to the inbox.
+
+The handler awaits the commit; only then does the client get its 202. Everything here is plain
+CPU work plus one hand-off to the group committer, so it stays on the hot path's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from opencdp.core.clock import Clock
+from opencdp.core.errors import BadRequest, PayloadTooLarge
+from opencdp.core.metrics import Metrics
+from opencdp.core.ratelimit import RateLimiter
+from opencdp.events import limits
+from opencdp.events.schema import Batch, decode_batch, decode_bulk, encode_batch, split_bulk
+from opencdp.ingestion.group_commit import GroupCommitter
+from opencdp.ingestion.partition import partition_for
+from opencdp.tenancy.model import Principal
+
+logger = logging.getLogger(__name__)
+
+
+class Route(StrEnum):
+    """Where a batch came in; decides the acceptance rules and the inbox ``kind``."""
+
+    EVENTS = "events"
+    BULK = "bulkevents"
+    HISTORICAL = "historical"
+    WEB = "web"
+
+
+@dataclass
+class Rejection:
+    index: int
+    reason: str
+    message: str
+
+
+@dataclass
+class AcceptResult:
+    accepted: int = 0
+    events: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class IngestionService:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        committer: GroupCommitter,
+        metrics: Metrics,
+        partitions: int,
+        rate_limiter: RateLimiter,
+    ) -> None:
+        self._clock = clock
+        self._committer = committer
+        self._metrics = metrics
+        self._partitions = partitions
+        self._rate = rate_limiter
+
+    # -- the hot path ----------------------------------------------------------------------
+    async def accept(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
+        """Validate and durably store; raises BadRequest when nothing in the body is usable."""
+        result, future = self.prepare(principal, body, route)
+        if future is not None:
+            await asyncio.wrap_future(future)
+        self._count_accepted(route, result)
+        return result
+
+    def accept_sync(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
+        """The same for callers outside an event loop (tests, importers)."""
+        result, future = self.prepare(principal, body, route)
+        if future is not None:
+            future.result()
+        self._count_accepted(route, result)
+        return result
+
+    def prepare(
+        self, principal: Principal, body: bytes, route: Route
+    ) -> tuple[AcceptResult, Future[None] | None]:
+        now = self._clock.now_ms()
+        if len(body) > limits.MAX_REQUEST_BYTES:
+            self._reject_all(route, "request_too_large")
+            raise PayloadTooLarge(
+                f"request body is {len(body)} bytes; the limit is {limits.MAX_REQUEST_BYTES}"
+            )
+        if route in (Route.EVENTS, Route.WEB):
+            batches = [self._decode_single(body, route)]
+            raws: list[Any] = [body]
+        else:
+            raws = split_bulk(body)
+            if len(raws) > limits.MAX_BULK_BATCHES:
+                self._reject_all(route, "too_many_batches", n=len(raws))
+                raise BadRequest(
+                    f"a bulk request may carry at most {limits.MAX_BULK_BATCHES} batches; "
+                    f"got {len(raws)}"
+                )
+            batches = decode_bulk(body)
+        result = AcceptResult()
+        rows: list[dict[str, Any]] = []
+        kind = "historical" if route is Route.HISTORICAL else route.value
+        good: list[Batch] = []
+        for index, (raw, decoded) in enumerate(zip(raws, batches, strict=True)):
+            reason, message = self._check(decoded, len(raw), route, now)
+            if reason is not None or not isinstance(decoded, Batch):
+                result.rejected.append(Rejection(index, reason or "invalid", message or ""))
+                self._metrics.batches_rejected.labels(route.value, reason or "invalid").inc()
+                continue
+            batch, report = limits.apply_limits(decoded, server_to_server=route is not Route.WEB)
+            for why, count in report.items():
+                self._metrics.limits_applied.labels(why).inc(count)
+            payload = bytes(raw) if batch is decoded else encode_batch(batch)
+            rows.append(
+                {
+                    "workspace_id": principal.workspace_id,
+                    "input_id": principal.input_id,
+                    "partition": partition_for(
+                        principal.workspace_id,
+                        batch.strongest_identity(),
+                        self._partitions,
+                        batch.source_request_id or str(now + index),
+                    ),
+                    "kind": kind,
+                    "received_ms": now,
+                    "source_request_id": batch.source_request_id,
+                    "payload": payload,
+                }
+            )
+            good.append(batch)
+        if not rows:
+            if all(r.reason == "batch_too_large" for r in result.rejected):
+                raise PayloadTooLarge(_summary(result.rejected))
+            raise BadRequest(_summary(result.rejected))
+        self._rate.take(principal.workspace_id, len(rows), scope="workspace")
+        result.accepted = len(rows)
+        result.events = sum(len(b.events or ()) for b in good)
+        return result, self._committer.submit(rows)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _decode_single(self, body: bytes, route: Route) -> Batch:
+        try:
+            return decode_batch(body)
+        except BadRequest:
+            self._metrics.batches_rejected.labels(route.value, "invalid").inc()
+            raise
+
+    def _check(
+        self, decoded: Batch | BadRequest, size: int, route: Route, now_ms: int
+    ) -> tuple[str | None, str | None]:
+        if isinstance(decoded, BadRequest):
+            return "invalid", decoded.message
+        if size > limits.MAX_BATCH_BYTES:
+            return "batch_too_large", (
+                f"batch is {size} bytes; the limit is {limits.MAX_BATCH_BYTES}"
+            )
+        if route is Route.HISTORICAL:
+            why = limits.check_historical(decoded, now_ms)
+            if why is not None:
+                return "historical_rule", why
+        return None, None
+
+    def _reject_all(self, route: Route, reason: str, n: int = 1) -> None:
+        self._metrics.batches_rejected.labels(route.value, reason).inc(n)
+
+    def _count_accepted(self, route: Route, result: AcceptResult) -> None:
+        self._metrics.batches_accepted.labels(route.value).inc(result.accepted)
+        self._metrics.events_accepted.labels(route.value).inc(result.events)
+
+
+def _summary(rejected: list[Rejection]) -> str:
+    if len(rejected) == 1:
+        return rejected[0].message
+    return "; ".join(f"batch {r.index}: {r.message}" for r in rejected[:5])

@@ -1,0 +1,1 @@
+"""Alembic migrations, applied programmatically by ``opencdp migrate`` / ``init`` / ``serve``."""
