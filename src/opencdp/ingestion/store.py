@@ -51,7 +51,7 @@ def mark_processed(conn: Connection, ids: Sequence[int], now_ms: int) -> None:
 
 
 def partitions_with_work(conn: Connection) -> list[int]:
-    stmt = sa.select(sa.distinct(inbox.c.partition)).where(inbox.c.processed == sa.false())
+    stmt = sa.select(inbox.c.partition).where(inbox.c.processed == sa.false()).distinct()
     return sorted(int(r[0]) for r in conn.execute(stmt))
 
 
