@@ -40,9 +40,7 @@ def test_missing_credentials_is_401_and_wrong_is_403(app: App) -> None:
     r = app.client.post("/v2/events", json=batch(), headers={"Authorization": "Basic !!!"})
     assert r.status_code == 403
     # the web input's key with the server input's secret is also wrong
-    r = app.client.post(
-        "/v2/events", json=batch(), headers=app.basic(key=app.creds.web_api_key)
-    )
+    r = app.client.post("/v2/events", json=batch(), headers=app.basic(key=app.creds.web_api_key))
     assert r.status_code == 403
     assert _count(app) == 0
 
@@ -180,7 +178,9 @@ def test_long_event_names_are_truncated_not_rejected(app: App) -> None:
 
 
 def test_stored_event_has_server_id_and_receive_time(app: App) -> None:
-    assert app.client.post("/v2/events", json=batch(events=1), headers=app.basic()).status_code == 202
+    assert (
+        app.client.post("/v2/events", json=batch(events=1), headers=app.basic()).status_code == 202
+    )
     app.runtime.worker.drain()
     with app.runtime.db.read() as conn:
         row = conn.exec_driver_sql("SELECT event_id, received_ms, data FROM events").one()

@@ -81,8 +81,9 @@ def test_sigkill_under_load_loses_nothing_accepted(tmp_path: Path, database_url:
                     sid = f"w{worker}-{i}-{uuid.uuid4().hex[:6]}"
                     bulk = i % 3 == 0
                     n_events = 1 + i % 4
-                    body = batch(customer_id=f"u{worker}-{i % 7}", events=n_events,
-                                 source_request_id=sid)
+                    body = batch(
+                        customer_id=f"u{worker}-{i % 7}", events=n_events, source_request_id=sid
+                    )
                     bad = i % 11 == 0
                     if bad:
                         body["events"][0]["event_type"] = 12345  # invalid: must not be stored

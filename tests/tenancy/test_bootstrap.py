@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from opencdp.app import Runtime
-from opencdp.core.errors import Forbidden, Unauthenticated
 from opencdp.core.config import Settings
+from opencdp.core.errors import Forbidden, Unauthenticated
 
 
 def test_bootstrap_is_idempotent_and_private(runtime: Runtime, settings: Settings) -> None:

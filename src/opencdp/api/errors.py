@@ -98,7 +98,9 @@ OPERATIONS = Family(name="operations", codes=EVENTS.codes, shape=_errors_list)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def family_endpoint(family: Family, on_error: Callable[[Family, str], None] | None = None):  # type: ignore[no-untyped-def]
+def family_endpoint(
+    family: Family, on_error: Callable[[Family, str], None] | None = None
+) -> Callable[[Endpoint], Endpoint]:
     """Wrap a handler so every error leaves in ``family``'s shape; never a bare 500."""
 
     def wrap(fn: Endpoint) -> Endpoint:

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from opencdp.api.context import ApiContext
-from opencdp.api.errors import EVENTS, family_endpoint
+from opencdp.api.errors import EVENTS, Endpoint, family_endpoint
 from opencdp.api.http import basic_credentials, read_body
 from opencdp.events.limits import MAX_REQUEST_BYTES
 from opencdp.ingestion.service import AcceptResult
@@ -30,7 +30,7 @@ def accepted(result: AcceptResult) -> Response:
 
 
 def routes(ctx: ApiContext) -> list[Route]:
-    def endpoint(route: IngestRoute):  # type: ignore[no-untyped-def]
+    def endpoint(route: IngestRoute) -> Endpoint:
         @family_endpoint(EVENTS, ctx.count_error)
         async def handle(request: Request) -> Response:
             key, secret = basic_credentials(request.headers.get("authorization"))

@@ -94,7 +94,10 @@ class Metrics:
             registry=r,
         )
         self.http_errors = Counter(
-            "opencdp_api_errors", "Error responses by family and code", ["family", "code"], registry=r
+            "opencdp_api_errors",
+            "Error responses by family and code",
+            ["family", "code"],
+            registry=r,
         )
         self._gauges = _CallbackGauges()
         r.register(self._gauges)

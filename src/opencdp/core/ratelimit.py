@@ -39,5 +39,7 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             wait = (cost - tokens) / self.rate
         raise RateLimited(
-            f"rate limit of {self.rate:g}/s exceeded", retry_after=max(1, math.ceil(wait)), scope=scope
+            f"rate limit of {self.rate:g}/s exceeded",
+            retry_after=max(1, math.ceil(wait)),
+            scope=scope,
         )

@@ -91,6 +91,7 @@ class IngestionService:
             raise PayloadTooLarge(
                 f"request body is {len(body)} bytes; the limit is {limits.MAX_REQUEST_BYTES}"
             )
+        batches: list[Batch | BadRequest]
         if route in (Route.EVENTS, Route.WEB):
             batches = [self._decode_single(body, route)]
             raws: list[Any] = [body]

@@ -148,7 +148,12 @@ class TenancyService:
         return org_id, account_id
 
     def create_input(
-        self, *, workspace_id: int, platform: Platform, name: str, allow_key_only: bool | None = None
+        self,
+        *,
+        workspace_id: int,
+        platform: Platform,
+        name: str,
+        allow_key_only: bool | None = None,
     ) -> tuple[str, str]:
         """Create an input; returns (api_key, api_secret). Key-only auth defaults to web only."""
         key, secret = new_api_key(), new_secret()

@@ -17,9 +17,7 @@ def insert_organization(conn: Connection, *, name: str, now_ms: int) -> int:
 
 
 def insert_account(conn: Connection, *, org_id: int, name: str, now_ms: int) -> int:
-    res = conn.execute(
-        sa.insert(t.accounts).values(org_id=org_id, name=name, created_ms=now_ms)
-    )
+    res = conn.execute(sa.insert(t.accounts).values(org_id=org_id, name=name, created_ms=now_ms))
     return int(res.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -138,7 +136,9 @@ def workspace_by_id(conn: Connection, workspace_id: int) -> Workspace | None:
     return Workspace(id=row[0], account_id=row[1], org_id=row[2], name=row[3], settings=row[4])
 
 
-def update_workspace_settings(conn: Connection, workspace_id: int, settings: dict[str, Any]) -> None:
+def update_workspace_settings(
+    conn: Connection, workspace_id: int, settings: dict[str, Any]
+) -> None:
     conn.execute(
         sa.update(t.workspaces).where(t.workspaces.c.id == workspace_id).values(settings=settings)
     )
