@@ -23,7 +23,9 @@ from opencdp.core.db import Database
 from opencdp.core.metrics import Metrics
 from opencdp.core.ratelimit import RateLimiter
 from opencdp.ingestion import store as inbox_store
+from opencdp.identity.service import IdentityService
 from opencdp.ingestion.group_commit import GroupCommitter
+from opencdp.ingestion.identity_step import ResolveIdentity
 from opencdp.ingestion.pipeline import Pipeline, Step
 from opencdp.ingestion.processing import ProcessingService
 from opencdp.ingestion.service import IngestionService
@@ -105,7 +107,8 @@ def build_runtime(
         max_rows=settings.group_commit_max_rows,
         on_commit=on_commit,
     )
-    steps: list[Step] = [StoreEvents()]
+    identity = IdentityService(db=db, clock=clock, tenancy=tenancy)
+    steps: list[Step] = [ResolveIdentity(identity), StoreEvents()]
     steps.extend(extra_steps or [])
     processing = ProcessingService(
         db=db,
@@ -143,4 +146,5 @@ def build_runtime(
         ingestion=ingestion,
         processing=processing,
         worker=worker,
+        services={"identity": identity},
     )

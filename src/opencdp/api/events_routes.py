@@ -22,8 +22,7 @@ def accepted(result: AcceptResult) -> Response:
     body = {
         "accepted_batches": result.accepted,
         "errors": [
-            {"code": "BAD_REQUEST", "message": f"batch {r.index}: {r.message}", "index": r.index}
-            for r in result.rejected
+            {"code": "BAD_REQUEST", "message": r.message, "index": r.index} for r in result.rejected
         ],
     }
     return Response(msgspec.json.encode(body), status_code=202, media_type="application/json")

@@ -68,3 +68,10 @@ def copy_events_to_profile(
         copies.append(r)
     insert_events(conn, copies)
     return len(copies)
+
+
+def delete_for_profiles(conn: Connection, *, workspace_id: int, mpids: list[int]) -> None:
+    if mpids:
+        conn.execute(
+            sa.delete(events).where(events.c.workspace_id == workspace_id, events.c.mpid.in_(mpids))
+        )

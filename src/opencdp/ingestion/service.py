@@ -109,7 +109,7 @@ class IngestionService:
         kind = "historical" if route is Route.HISTORICAL else route.value
         good: list[Batch] = []
         for index, (raw, decoded) in enumerate(zip(raws, batches, strict=True)):
-            reason, message = self._check(decoded, len(raw), route, now)
+            reason, message = self._check(decoded, len(raw), route, now, index)
             if reason is not None or not isinstance(decoded, Batch):
                 result.rejected.append(Rejection(index, reason or "invalid", message or ""))
                 self._metrics.batches_rejected.labels(route.value, reason or "invalid").inc()
@@ -135,6 +135,10 @@ class IngestionService:
                 }
             )
             good.append(batch)
+        if not rows and route is Route.WEB:
+            # The Web SDK retries a 400 forever; a batch we will never take is answered 202
+            # and counted as rejected instead (docs/adr/0002).
+            return result, None
         if not rows:
             if all(r.reason == "batch_too_large" for r in result.rejected):
                 raise PayloadTooLarge(_summary(result.rejected))
@@ -145,26 +149,32 @@ class IngestionService:
         return result, self._committer.submit(rows)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _decode_single(self, body: bytes, route: Route) -> Batch:
+    def _decode_single(self, body: bytes, route: Route) -> Batch | BadRequest:
         try:
             return decode_batch(body)
-        except BadRequest:
+        except BadRequest as exc:
+            if route is Route.WEB:
+                return exc  # reported, counted and answered 202 below
             self._metrics.batches_rejected.labels(route.value, "invalid").inc()
             raise
 
     def _check(
-        self, decoded: Batch | BadRequest, size: int, route: Route, now_ms: int
+        self, decoded: Batch | BadRequest, size: int, route: Route, now_ms: int, index: int
     ) -> tuple[str | None, str | None]:
+        """(reason, message) for a batch we will not take; messages name bulk indexes."""
+        where = f"batch {index}: " if route in (Route.BULK, Route.HISTORICAL) else ""
+        if isinstance(decoded, PayloadTooLarge):
+            return "batch_too_large", decoded.message
         if isinstance(decoded, BadRequest):
             return "invalid", decoded.message
         if size > limits.MAX_BATCH_BYTES:
             return "batch_too_large", (
-                f"batch is {size} bytes; the limit is {limits.MAX_BATCH_BYTES}"
+                f"{where}batch is {size} bytes; the limit is {limits.MAX_BATCH_BYTES}"
             )
         if route is Route.HISTORICAL:
             why = limits.check_historical(decoded, now_ms)
             if why is not None:
-                return "historical_rule", why
+                return "historical_rule", f"{where}{why}"
         return None, None
 
     def _reject_all(self, route: Route, reason: str, n: int = 1) -> None:
@@ -178,4 +188,4 @@ class IngestionService:
 def _summary(rejected: list[Rejection]) -> str:
     if len(rejected) == 1:
         return rejected[0].message
-    return "; ".join(f"batch {r.index}: {r.message}" for r in rejected[:5])
+    return "; ".join(r.message for r in rejected[:5])

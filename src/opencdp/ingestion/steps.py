@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import msgspec
@@ -10,17 +9,8 @@ from sqlalchemy.engine import Connection
 
 from opencdp.events import store as event_store
 from opencdp.events.access import event_name_of, event_timestamp_of, event_type_of
+from opencdp.events.service import new_event_id
 from opencdp.ingestion.pipeline import WorkItem
-
-_rand = random.Random()
-
-
-def new_event_id() -> int:
-    """A signed 64-bit server event id (never 0), as mParticle's are."""
-    while True:
-        value = _rand.getrandbits(64) - (1 << 63)
-        if value:
-            return value
 
 
 class StoreEvents:

@@ -1,0 +1,393 @@
+"""IDSync use cases: run a pure strategy decision against the graph and apply it atomically.
+
+Reads are optimistic: most identify calls find an existing profile that already holds every
+identity, so the decision is made in a read transaction and nothing is written. Only when the
+decision changes the graph is it made again inside a write transaction (on PostgreSQL after
+advisory locks on the request's identity values) and applied there; a unique-claim collision
+with a concurrent request rolls back and retries against the winner's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from opencdp.core.clock import Clock
+from opencdp.core.db import Database
+from opencdp.core.errors import BadRequest, NotFound, Unavailable
+from opencdp.events import service as events_service
+from opencdp.identity import store, strategies
+from opencdp.identity.model import (
+    ChangeResult,
+    Decision,
+    GraphView,
+    IdentityRequest,
+    ModifyRequest,
+    Strategy,
+    StrategyConfig,
+    format_mpid,
+    new_mpid,
+)
+from opencdp.identity.types import IdentityType, from_identity_api
+from opencdp.tenancy.service import TenancyService
+
+logger = logging.getLogger(__name__)
+
+_TOUCH_AFTER_MS = 60 * 60 * 1000  # activity is kept to the hour on reads
+_RETRIES = 8
+ALIAS_MAX_WINDOW_MS = 90 * 24 * 3600 * 1000
+
+Decide = Callable[[GraphView], Decision | None]
+
+
+@dataclass(frozen=True)
+class IdentityResult:
+    mpid: int
+    is_ephemeral: bool
+    is_logged_in: bool
+    matched_identities: tuple[tuple[IdentityType, str], ...]
+    change_results: tuple[ChangeResult, ...]
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class ProfileIdentities:
+    """What the Profile API needs from the graph about one profile."""
+
+    mpid: int
+    created_ms: int
+    last_seen_ms: int
+    identities: tuple[tuple[IdentityType, str], ...]
+
+
+def strategy_config(settings: dict[str, Any]) -> StrategyConfig:
+    """A workspace's strategy from its settings (``settings["identity"]``); default if unset."""
+    raw = settings.get("identity") or {}
+    strategy = Strategy(raw.get("strategy", Strategy.DEFAULT.value))
+
+    def types(key: str) -> list[IdentityType] | None:
+        names = raw.get(key)
+        return None if names is None else [from_identity_api(n) for n in names]
+
+    return StrategyConfig.for_strategy(
+        strategy,
+        login_types=types("login_identities"),
+        unique_types=types("unique_identities"),
+        immutable_types=types("immutable_identities"),
+        priority=types("identity_priority"),
+        alias_allowed=raw.get("alias_allowed"),
+    )
+
+
+class IdentityService:
+    def __init__(self, *, db: Database, clock: Clock, tenancy: TenancyService) -> None:
+        self._db = db
+        self._clock = clock
+        self._tenancy = tenancy
+
+    def config_for(self, workspace_id: int) -> StrategyConfig:
+        return strategy_config(self._tenancy.workspace(workspace_id).settings)
+
+    # -- the IDSync calls ------------------------------------------------------------------
+    def identify(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        return self._run(
+            workspace_id,
+            config,
+            request,
+            lambda g: strategies.identify(request, config=config, graph=g),
+        )
+
+    def login(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        return self._run(
+            workspace_id,
+            config,
+            request,
+            lambda g: strategies.login(request, config=config, graph=g),
+        )
+
+    def logout(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        return self._run(
+            workspace_id,
+            config,
+            request,
+            lambda g: strategies.logout(request, config=config, graph=g),
+        )
+
+    def search(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        """Never creates or changes anything."""
+        config = self.config_for(workspace_id)
+        with self._db.read() as conn:
+            decision = strategies.search(
+                request, config=config, graph=store.StoreGraph(conn, workspace_id)
+            )
+        if decision is None or decision.mpid is None:
+            raise NotFound("no profile matches the given identities")
+        return _result(decision, decision.mpid)
+
+    def modify(self, workspace_id: int, request: ModifyRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        keys = [
+            (c.identity_type.value, v)
+            for c in request.changes
+            for v in (c.old_value, c.new_value)
+            if v
+        ]
+        return self._write(
+            workspace_id,
+            config,
+            keys,
+            lambda g: strategies.modify(request, config=config, graph=g),
+        )
+
+    def alias(
+        self,
+        workspace_id: int,
+        *,
+        source_mpid: int,
+        destination_mpid: int,
+        start_ms: int,
+        end_ms: int,
+    ) -> None:
+        """Copy the source's events in the window to the destination (idsync.md §7.1).
+
+        Malformed requests are refused at once (400); the three "previous alias" rules are, as
+        documented, applied silently: such a request is accepted and recorded, nothing copied.
+        """
+        config = self.config_for(workspace_id)
+        strategies.ensure_alias_allowed(config)
+        if source_mpid == 0 or destination_mpid == 0:
+            raise BadRequest("source_mpid and destination_mpid are required and must not be 0")
+        if source_mpid == destination_mpid:
+            raise BadRequest("source_mpid and destination_mpid must differ")
+        if start_ms > end_ms:
+            raise BadRequest("invalid time range: start_unixtime_ms is after end_unixtime_ms")
+        now = self._clock.now_ms()
+        start_ms = max(start_ms, end_ms - ALIAS_MAX_WINDOW_MS)
+        with self._db.write() as tx:
+            source = store.load_profile(tx, workspace_id, source_mpid)
+            dest = store.load_profile(tx, workspace_id, destination_mpid)
+            if source is None or dest is None:
+                raise BadRequest("source or destination MPID does not exist")
+            allowed = store.alias_allowed(
+                tx, workspace_id, source_mpid, destination_mpid, start_ms, end_ms
+            )
+            store.insert_alias(
+                tx,
+                workspace_id=workspace_id,
+                source_mpid=source_mpid,
+                destination_mpid=destination_mpid,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                now_ms=now,
+                applied=allowed,
+            )
+            if not allowed:
+                logger.info("identity.alias_skipped", extra={"workspace_id": workspace_id})
+                return
+            events_service.copy_to_profile(
+                tx,
+                workspace_id=workspace_id,
+                source_mpid=source_mpid,
+                destination_mpid=destination_mpid,
+                start_ms=start_ms,
+                end_ms=end_ms,
+            )
+            if source.created_ms < dest.created_ms:
+                store.set_created(tx, workspace_id, destination_mpid, source.created_ms)
+
+    # -- reads for other slices ------------------------------------------------------------
+    def profile(self, workspace_id: int, mpid: int) -> ProfileIdentities | None:
+        with self._db.read() as conn:
+            view = store.load_profile(conn, workspace_id, mpid)
+        if view is None:
+            return None
+        pairs = tuple(sorted((t, v) for t, vs in view.identities.items() for v in vs))
+        return ProfileIdentities(mpid, view.created_ms, view.last_seen_ms, pairs)
+
+    def resolve(self, workspace_id: int, identity_type: IdentityType, value: str) -> int | None:
+        """The one profile holding an identity value, or None (none, or ambiguous)."""
+        with self._db.read() as conn:
+            mpids = store.mpids_for(conn, workspace_id, identity_type.value, value)
+        return mpids[0] if len(mpids) == 1 else None
+
+    # -- the pipeline ----------------------------------------------------------------------
+    def resolve_in(
+        self, tx: Connection, workspace_id: int, request: IdentityRequest, now_ms: int
+    ) -> int:
+        """Identify inside the worker's transaction (one savepoint, retried on a collision)."""
+        config = self.config_for(workspace_id)
+        keys = [(t.value, v) for t, v in request.identities.items()]
+        for _ in range(_RETRIES):
+            try:
+                with tx.begin_nested():
+                    store.lock_identities(tx, workspace_id, keys)
+                    decision = strategies.identify(
+                        request, config=config, graph=store.StoreGraph(tx, workspace_id)
+                    )
+                    return self._apply(tx, workspace_id, config, decision, now_ms)
+            except IntegrityError:
+                continue
+        raise Unavailable("identity resolution kept colliding; will retry")
+
+    def modify_in(
+        self, tx: Connection, workspace_id: int, request: ModifyRequest, now_ms: int
+    ) -> None:
+        """Apply ``user_identity_change`` events inside the worker's transaction."""
+        config = self.config_for(workspace_id)
+        keys = [
+            (c.identity_type.value, v)
+            for c in request.changes
+            for v in (c.old_value, c.new_value)
+            if v
+        ]
+        for _ in range(_RETRIES):
+            try:
+                with tx.begin_nested():
+                    store.lock_identities(tx, workspace_id, keys)
+                    decision = strategies.modify(
+                        request, config=config, graph=store.StoreGraph(tx, workspace_id)
+                    )
+                    self._apply(tx, workspace_id, config, decision, now_ms)
+                    return
+            except IntegrityError:
+                continue
+        raise Unavailable("identity change kept colliding; will retry")
+
+    def ensure_profile_in(self, tx: Connection, workspace_id: int, mpid: int, now_ms: int) -> bool:
+        """A batch that names its MPID goes to that profile; create it if it is new to us.
+
+        Returns False when the MPID belongs to another workspace (the batch is then not
+        attached to any profile).
+        """
+        if store.profile_exists(tx, workspace_id, mpid):
+            store.touch(tx, workspace_id, [mpid], now_ms, min_age_ms=_TOUCH_AFTER_MS)
+            return True
+        if store.mpid_taken(tx, mpid):
+            return False
+        store.insert_profile(tx, workspace_id=workspace_id, mpid=mpid, now_ms=now_ms)
+        return True
+
+    def expire(self, workspace_id: int, before_ms: int, limit: int = 1000) -> list[int]:
+        """Delete profiles last seen before ``before_ms``; returns their MPIDs."""
+        with self._db.write() as tx:
+            mpids = store.expired_profiles(tx, workspace_id, before_ms, limit)
+            store.delete_profiles(tx, workspace_id, mpids)
+        return mpids
+
+    # -- machinery -------------------------------------------------------------------------
+    def _run(
+        self,
+        workspace_id: int,
+        config: StrategyConfig,
+        request: IdentityRequest,
+        decide: Decide,
+    ) -> IdentityResult:
+        now = self._clock.now_ms()
+        with self._db.read() as conn:
+            graph = store.StoreGraph(conn, workspace_id)
+            decision = decide(graph)
+            if decision is not None and _read_only(decision):
+                assert decision.mpid is not None
+                view = graph.profile(decision.mpid)
+                if view is not None and now - view.last_seen_ms < _TOUCH_AFTER_MS:
+                    return _result(decision, decision.mpid)
+        keys = [(t.value, v) for t, v in request.identities.items()]
+        return self._write(workspace_id, config, keys, decide)
+
+    def _write(
+        self,
+        workspace_id: int,
+        config: StrategyConfig,
+        keys: list[tuple[str, str]],
+        decide: Decide,
+    ) -> IdentityResult:
+        for _ in range(_RETRIES):
+            now = self._clock.now_ms()
+            try:
+                with self._db.write() as tx:
+                    store.lock_identities(tx, workspace_id, keys)
+                    decision = decide(store.StoreGraph(tx, workspace_id))
+                    assert decision is not None
+                    mpid = self._apply(tx, workspace_id, config, decision, now)
+                return _result(decision, mpid)
+            except IntegrityError:
+                logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
+        raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
+
+    def _apply(
+        self,
+        tx: Connection,
+        workspace_id: int,
+        config: StrategyConfig,
+        decision: Decision,
+        now_ms: int,
+    ) -> int:
+        for edit in decision.remove:
+            store.remove_identity(
+                tx,
+                workspace_id=workspace_id,
+                mpid=edit.mpid,
+                identity_type=edit.identity_type.value,
+                value=edit.value,
+            )
+        touched = {e.mpid for e in decision.add}
+        if decision.new_profile is not None:
+            mpid = new_mpid()
+            while store.mpid_taken(tx, mpid):
+                mpid = new_mpid()
+            store.insert_profile(
+                tx,
+                workspace_id=workspace_id,
+                mpid=mpid,
+                now_ms=now_ms,
+                linked_source_mpid=decision.new_profile.linked_source_mpid,
+            )
+            for t, v in decision.new_profile.identities:
+                store.add_identity(
+                    tx,
+                    workspace_id=workspace_id,
+                    mpid=mpid,
+                    identity_type=t.value,
+                    value=v,
+                    unique=t in config.unique_types,
+                )
+        else:
+            assert decision.mpid is not None
+            mpid = decision.mpid
+        for edit in decision.add:
+            store.add_identity(
+                tx,
+                workspace_id=workspace_id,
+                mpid=edit.mpid,
+                identity_type=edit.identity_type.value,
+                value=edit.value,
+                unique=edit.identity_type in config.unique_types,
+            )
+        store.touch(tx, workspace_id, touched | {mpid}, now_ms)
+        return mpid
+
+
+def _read_only(decision: Decision) -> bool:
+    return not decision.creates and not decision.add and not decision.remove
+
+
+def _result(decision: Decision, mpid: int) -> IdentityResult:
+    return IdentityResult(
+        mpid=mpid,
+        is_ephemeral=decision.is_ephemeral,
+        is_logged_in=decision.is_logged_in,
+        matched_identities=decision.matched_identities,
+        change_results=decision.change_results,
+        created=decision.creates,
+    )
+
+
+__all__ = ["IdentityResult", "IdentityService", "ProfileIdentities", "format_mpid"]

@@ -1,0 +1,254 @@
+"""All identity-graph SQL, plus the GraphView the pure strategies read through."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opencdp.identity.model import ProfileView
+from opencdp.identity.tables import aliases, identity_profiles, identity_unique, identity_values
+from opencdp.identity.types import IdentityType
+
+_p = identity_profiles.c
+_v = identity_values.c
+_u = identity_unique.c
+
+
+class StoreGraph:
+    """A GraphView over one connection (one transaction = one consistent snapshot).
+
+    Profiles are memoized for the life of the object, which is one decision.
+    """
+
+    def __init__(self, conn: Connection, workspace_id: int) -> None:
+        self._conn = conn
+        self._ws = workspace_id
+        self._profiles: dict[int, ProfileView | None] = {}
+
+    def profiles_for(self, identity_type: IdentityType, value: str) -> Sequence[ProfileView]:
+        mpids = mpids_for(self._conn, self._ws, identity_type, value)
+        out = []
+        for mpid in mpids:
+            p = self.profile(mpid)
+            if p is not None:
+                out.append(p)
+        return out
+
+    def profile(self, mpid: int) -> ProfileView | None:
+        if mpid not in self._profiles:
+            self._profiles[mpid] = load_profile(self._conn, self._ws, mpid)
+        return self._profiles[mpid]
+
+
+def mpids_for(conn: Connection, workspace_id: int, identity_type: str, value: str) -> list[int]:
+    stmt = sa.select(_v.mpid).where(
+        _v.workspace_id == workspace_id, _v.identity_type == identity_type, _v.value == value
+    )
+    return [int(r[0]) for r in conn.execute(stmt)]
+
+
+def load_profile(conn: Connection, workspace_id: int, mpid: int) -> ProfileView | None:
+    head = conn.execute(
+        sa.select(_p.created_ms, _p.last_seen_ms).where(
+            _p.mpid == mpid, _p.workspace_id == workspace_id
+        )
+    ).first()
+    if head is None:
+        return None
+    ids: dict[IdentityType, set[str]] = {}
+    for t, value in conn.execute(
+        sa.select(_v.identity_type, _v.value).where(
+            _v.workspace_id == workspace_id, _v.mpid == mpid
+        )
+    ):
+        ids.setdefault(IdentityType(t), set()).add(value)
+    return ProfileView(
+        mpid=mpid,
+        identities={t: frozenset(vs) for t, vs in ids.items()},
+        created_ms=int(head[0]),
+        last_seen_ms=int(head[1]),
+    )
+
+
+def insert_profile(
+    conn: Connection,
+    *,
+    workspace_id: int,
+    mpid: int,
+    now_ms: int,
+    linked_source_mpid: int | None = None,
+) -> None:
+    conn.execute(
+        sa.insert(identity_profiles).values(
+            mpid=mpid,
+            workspace_id=workspace_id,
+            created_ms=now_ms,
+            last_seen_ms=now_ms,
+            linked_source_mpid=linked_source_mpid,
+        )
+    )
+
+
+def profile_exists(conn: Connection, workspace_id: int, mpid: int) -> bool:
+    stmt = sa.select(_p.mpid).where(_p.mpid == mpid, _p.workspace_id == workspace_id)
+    return conn.execute(stmt).first() is not None
+
+
+def mpid_taken(conn: Connection, mpid: int) -> bool:
+    return conn.execute(sa.select(_p.mpid).where(_p.mpid == mpid)).first() is not None
+
+
+def add_identity(
+    conn: Connection,
+    *,
+    workspace_id: int,
+    mpid: int,
+    identity_type: str,
+    value: str,
+    unique: bool,
+) -> None:
+    """Attach a value; for a unique type also claim it (IntegrityError if someone holds it)."""
+    if unique:
+        conn.execute(
+            sa.insert(identity_unique).values(
+                workspace_id=workspace_id, identity_type=identity_type, value=value, mpid=mpid
+            )
+        )
+    conn.execute(
+        sa.insert(identity_values).values(
+            workspace_id=workspace_id, identity_type=identity_type, value=value, mpid=mpid
+        )
+    )
+
+
+def remove_identity(
+    conn: Connection, *, workspace_id: int, mpid: int, identity_type: str, value: str
+) -> None:
+    for table, cols in ((identity_values, _v), (identity_unique, _u)):
+        conn.execute(
+            sa.delete(table).where(
+                cols.workspace_id == workspace_id,
+                cols.identity_type == identity_type,
+                cols.value == value,
+                cols.mpid == mpid,
+            )
+        )
+
+
+def touch(
+    conn: Connection, workspace_id: int, mpids: Iterable[int], now_ms: int, min_age_ms: int = 0
+) -> None:
+    """Record activity; with ``min_age_ms`` only on profiles not seen for that long."""
+    ids = list(mpids)
+    if ids:
+        conn.execute(
+            sa.update(identity_profiles)
+            .where(
+                _p.workspace_id == workspace_id,
+                _p.mpid.in_(ids),
+                _p.last_seen_ms < now_ms - min_age_ms,
+            )
+            .values(last_seen_ms=now_ms)
+        )
+
+
+def set_created(conn: Connection, workspace_id: int, mpid: int, created_ms: int) -> None:
+    conn.execute(
+        sa.update(identity_profiles)
+        .where(_p.workspace_id == workspace_id, _p.mpid == mpid)
+        .values(created_ms=created_ms)
+    )
+
+
+def lock_identities(conn: Connection, workspace_id: int, keys: Iterable[tuple[str, str]]) -> None:
+    """Serialize concurrent resolutions touching the same identity values (PostgreSQL).
+
+    Transaction-scoped advisory locks, taken in sorted order so two requests cannot deadlock.
+    SQLite needs none: its writers are already serialized.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted({zlib.crc32(f"{workspace_id}\x00{t}\x00{v}".encode()) for t, v in keys}):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def insert_alias(
+    conn: Connection,
+    *,
+    workspace_id: int,
+    source_mpid: int,
+    destination_mpid: int,
+    start_ms: int,
+    end_ms: int,
+    now_ms: int,
+    applied: bool,
+) -> None:
+    conn.execute(
+        sa.insert(aliases).values(
+            workspace_id=workspace_id,
+            source_mpid=source_mpid,
+            destination_mpid=destination_mpid,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            created_ms=now_ms,
+            applied=applied,
+        )
+    )
+
+
+def alias_allowed(
+    conn: Connection,
+    workspace_id: int,
+    source_mpid: int,
+    destination_mpid: int,
+    start_ms: int,
+    end_ms: int,
+) -> bool:
+    """The three documented "previous alias" rules, over applied aliases."""
+    a = aliases.c
+    applied = sa.and_(a.workspace_id == workspace_id, a.applied == sa.true())
+    overlapping_source = sa.and_(
+        a.source_mpid == source_mpid, a.start_ms <= end_ms, a.end_ms >= start_ms
+    )
+    stmt = sa.select(a.id).where(
+        applied,
+        sa.or_(
+            overlapping_source,
+            a.destination_mpid == source_mpid,
+            a.source_mpid == destination_mpid,
+        ),
+    )
+    return conn.execute(stmt.limit(1)).first() is None
+
+
+def count_holders(conn: Connection, workspace_id: int, identity_type: str, value: str) -> int:
+    return len(mpids_for(conn, workspace_id, identity_type, value))
+
+
+def expired_profiles(
+    conn: Connection, workspace_id: int, before_ms: int, limit: int = 1000
+) -> list[int]:
+    stmt = (
+        sa.select(_p.mpid)
+        .where(_p.workspace_id == workspace_id, _p.last_seen_ms < before_ms)
+        .limit(limit)
+    )
+    return [int(r[0]) for r in conn.execute(stmt)]
+
+
+def delete_profiles(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> None:
+    if not mpids:
+        return
+    ids = list(mpids)
+    conn.execute(
+        sa.delete(identity_values).where(_v.workspace_id == workspace_id, _v.mpid.in_(ids))
+    )
+    conn.execute(
+        sa.delete(identity_unique).where(_u.workspace_id == workspace_id, _u.mpid.in_(ids))
+    )
+    conn.execute(
+        sa.delete(identity_profiles).where(_p.workspace_id == workspace_id, _p.mpid.in_(ids))
+    )
