@@ -95,6 +95,42 @@ EVENTS = Family(
 
 OPERATIONS = Family(name="operations", codes=EVENTS.codes, shape=_errors_list)
 
+
+def _idsync_body(code: str, message: str, _status: int) -> object:
+    """The documented ``errors`` list, plus the flat ``code``/``message`` some clients read.
+
+    idsync.md §5.6/§7.2: web and Android read ``errors[]``; iOS (and every SDK for alias
+    errors) reads top-level ``code``/``message``. Carrying both costs nothing and no SDK reads
+    a key that would conflict. ``ErrorCode`` is deliberately absent: the UWP SDK deserializes it
+    into a closed enum and would choke on codes outside it.
+    """
+    return {"errors": [{"code": code, "message": message}], "code": code, "message": message}
+
+
+IDSYNC = Family(
+    name="idsync",
+    codes={
+        400: "VALIDATION_ERROR",
+        413: "VALIDATION_ERROR",
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        404: "NOT_FOUND_ERROR",  # what the web SDK expects from /search with no match
+        409: "CONFLICT",
+        429: "TOO_MANY_REQUESTS",
+        503: "SERVICE_UNAVAILABLE",
+        500: "INTERNAL_ERROR",
+    },
+    shape=_idsync_body,
+)
+"""Identity API (identify, login, logout, search, modify): idsync.md §5.6."""
+
+ALIAS = Family(
+    name="alias",
+    codes={**IDSYNC.codes, 400: "INVALID_DATA"},
+    shape=_idsync_body,
+)
+"""The SDK alias endpoints: the IDSync body, with the web SDK fixture's ``INVALID_DATA`` code."""
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
