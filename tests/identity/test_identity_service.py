@@ -1,0 +1,208 @@
+"""IdentityService on real stores: calls, uniqueness, concurrency, the pipeline step."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import msgspec
+import pytest
+import sqlalchemy as sa
+
+from opencdp.app import Runtime
+from opencdp.core.config import Settings
+from opencdp.core.errors import BadRequest, NotFound
+from opencdp.identity.model import IdentityChange, IdentityRequest, ModifyRequest
+from opencdp.identity.service import IdentityService
+from opencdp.identity.types import IdentityType as T
+from opencdp.ingestion.service import Route
+from opencdp.tenancy.model import Credentials
+from tests.support.batches import batch
+
+
+@pytest.fixture
+def creds(runtime: Runtime, settings: Settings) -> Credentials:
+    return runtime.tenancy.bootstrap(data_dir=settings.data_dir)[0]
+
+
+def _svc(runtime: Runtime) -> IdentityService:
+    svc = runtime.services["identity"]
+    assert isinstance(svc, IdentityService)
+    return svc
+
+
+def test_identify_creates_once_and_then_finds(runtime: Runtime, creds: Credentials) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    first = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "c1", T.EMAIL: "a@x.io"}))
+    assert first.created and first.mpid != 0
+    again = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "c1"}))
+    assert again.mpid == first.mpid and not again.created
+    # login-ID protection: a known profile is not returned to a request without its login ID
+    by_email = svc.identify(ws, IdentityRequest({T.EMAIL: "a@x.io"}))
+    assert by_email.mpid != first.mpid
+    found = svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "c1"}))
+    assert found.mpid == first.mpid
+    profile = svc.profile(ws, first.mpid)
+    assert profile is not None
+    assert (T.EMAIL, "a@x.io") in profile.identities
+
+
+def test_search_never_creates(runtime: Runtime, creds: Credentials) -> None:
+    svc = _svc(runtime)
+    with pytest.raises(NotFound):
+        svc.search(creds.workspace_id, IdentityRequest({T.CUSTOMER_ID: "nobody"}))
+    with runtime.db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM identity_profiles")).scalar_one() == 0
+
+
+def test_modify_moves_a_unique_identity(runtime: Runtime, creds: Credentials) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    a = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "a"})).mpid
+    b = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "b"})).mpid
+    assert a != b
+    svc.modify(ws, ModifyRequest(b, (IdentityChange(T.CUSTOMER_ID, "b", "a"),)))
+    assert svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "a"})).mpid == b
+    pa = svc.profile(ws, a)
+    assert pa is not None and (T.CUSTOMER_ID, "a") not in pa.identities
+    with pytest.raises(NotFound):
+        svc.modify(ws, ModifyRequest(12345, (IdentityChange(T.EMAIL, None, "z@x.io"),)))
+
+
+def test_workspaces_do_not_share_profiles(runtime: Runtime, creds: Credentials) -> None:
+    svc = _svc(runtime)
+    other = runtime.tenancy.create_workspace(account_id=creds.account_id, name="other")
+    a = svc.identify(creds.workspace_id, IdentityRequest({T.CUSTOMER_ID: "same"})).mpid
+    b = svc.identify(other, IdentityRequest({T.CUSTOMER_ID: "same"})).mpid
+    assert a != b
+    assert svc.profile(other, a) is None
+
+
+def test_concurrent_identify_converges_on_one_mpid(runtime: Runtime, creds: Credentials) -> None:
+    """Many threads identify the same new identities at once: one profile, one MPID."""
+    svc, ws = _svc(runtime), creds.workspace_id
+    for round_ in range(5):
+        barrier = threading.Barrier(16)
+
+        def go(i: int, r: int = round_) -> int:
+            barrier.wait()
+            ids = {T.CUSTOMER_ID: f"hammer-{r}"}
+            if i % 2:
+                ids[T.EMAIL] = f"h{r}@x.io"
+            return svc.identify(ws, IdentityRequest(ids)).mpid
+
+        with ThreadPoolExecutor(16) as pool:
+            mpids = set(pool.map(go, range(16)))
+        assert len(mpids) == 1, mpids
+    with runtime.db.read() as conn:
+        dupes = conn.execute(
+            sa.text(
+                "SELECT identity_type, value, count(*) FROM identity_values "
+                "WHERE identity_type = 'customer_id' GROUP BY identity_type, value "
+                "HAVING count(*) > 1"
+            )
+        ).all()
+    assert dupes == []
+
+
+def test_alias_copies_events_in_window(runtime: Runtime, creds: Credentials) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    principal = runtime.tenancy.authenticate_basic(creds.api_key, creds.api_secret)
+    src_batch = batch(customer_id=None, events=3, ts_ms=1_000_000)
+    src_batch["device_info"] = {"ios_idfv": "11111111-2222-3333-4444-555555555555"}
+    runtime.ingestion.accept_sync(principal, msgspec.json.encode(src_batch), Route.EVENTS)
+    runtime.worker.drain()
+    src = svc.identify(ws, IdentityRequest({T.IOS_IDFV: "11111111-2222-3333-4444-555555555555"}))
+    dst = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "known"})).mpid
+    assert src.mpid != dst
+    svc.alias(ws, source_mpid=src.mpid, destination_mpid=dst, start_ms=1_000_000, end_ms=1_000_001)
+    with runtime.db.read() as conn:
+        n = conn.execute(
+            sa.text("SELECT count(*) FROM events WHERE mpid = :m"), {"m": dst}
+        ).scalar_one()
+    assert n == 2  # events at 1_000_000 and 1_000_001, not the one at 1_000_002
+    with pytest.raises(BadRequest):
+        svc.alias(ws, source_mpid=src.mpid, destination_mpid=src.mpid, start_ms=0, end_ms=1)
+    with pytest.raises(BadRequest):
+        svc.alias(ws, source_mpid=src.mpid, destination_mpid=dst, start_ms=5, end_ms=1)
+    with pytest.raises(BadRequest):
+        svc.alias(ws, source_mpid=src.mpid, destination_mpid=424242, start_ms=0, end_ms=1)
+
+
+def test_pipeline_resolves_batches_to_profiles(runtime: Runtime, creds: Credentials) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    principal = runtime.tenancy.authenticate_basic(creds.api_key, creds.api_secret)
+    body = msgspec.json.encode([batch(customer_id="p1", events=2), batch(customer_id="p2")])
+    runtime.ingestion.accept_sync(principal, body, Route.BULK)
+    named = batch(customer_id=None, events=1)
+    named["mpid"] = "777"
+    runtime.ingestion.accept_sync(principal, msgspec.json.encode(named), Route.EVENTS)
+    runtime.worker.drain()
+    p1 = svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "p1"})).mpid
+    with runtime.db.read() as conn:
+        rows = conn.execute(sa.text("SELECT mpid, count(*) FROM events GROUP BY mpid")).all()
+    counts = {r[0]: r[1] for r in rows}
+    assert counts[p1] == 2
+    assert counts[777] == 1
+    assert svc.profile(ws, 777) is not None
+
+
+def test_user_identity_change_event_applies(runtime: Runtime, creds: Credentials) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    principal = runtime.tenancy.authenticate_basic(creds.api_key, creds.api_secret)
+    b = batch(customer_id="u1", events=0)
+    b["events"] = [
+        {
+            "event_type": "user_identity_change",
+            "data": {
+                "new": {"identity_type": "email", "identity": "new@x.io"},
+                "old": {"identity_type": "email", "identity": None},
+            },
+        }
+    ]
+    runtime.ingestion.accept_sync(principal, msgspec.json.encode(b), Route.EVENTS)
+    runtime.worker.drain()
+    u1 = svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "u1"})).mpid
+    profile = svc.profile(ws, u1)
+    assert profile is not None and (T.EMAIL, "new@x.io") in profile.identities
+
+
+def _identify_in_process(url: str, data_dir: str, ws: int, key: str, barrier: object) -> int:
+    from pathlib import Path
+
+    from opencdp.app import build_runtime
+
+    rt = build_runtime(
+        Settings(database_url=url, data_dir=Path(data_dir), partitions=16), migrate_schema=False
+    )
+    svc = rt.services["identity"]
+    barrier.wait()  # type: ignore[attr-defined]
+    mpid = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: key})).mpid
+    rt.db.dispose()
+    return int(mpid)
+
+
+@pytest.mark.slow
+def test_concurrent_identify_from_processes_converges(
+    runtime: Runtime, creds: Credentials, settings: Settings
+) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        for round_ in range(3):
+            barrier = manager.Barrier(4)
+            with ctx.Pool(4) as pool:
+                mpids = pool.starmap(
+                    _identify_in_process,
+                    [
+                        (
+                            settings.effective_database_url,
+                            str(settings.data_dir),
+                            creds.workspace_id,
+                            f"proc-{round_}",
+                            barrier,
+                        )
+                    ]
+                    * 4,
+                )
+            assert len(set(mpids)) == 1, mpids
