@@ -59,6 +59,7 @@ class Runtime:
             ingestion=self.ingestion,
             processing=self.processing,
             services=self.services,
+            clock=self.clock,
         )
 
     def asgi(self, *, run_worker: bool = False) -> Starlette:
