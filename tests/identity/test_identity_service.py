@@ -83,8 +83,8 @@ def test_concurrent_identify_converges_on_one_mpid(runtime: Runtime, creds: Cred
     for round_ in range(5):
         barrier = threading.Barrier(16)
 
-        def go(i: int, r: int = round_) -> int:
-            barrier.wait()
+        def go(i: int, r: int = round_, b: threading.Barrier = barrier) -> int:
+            b.wait()
             ids = {T.CUSTOMER_ID: f"hammer-{r}"}
             if i % 2:
                 ids[T.EMAIL] = f"h{r}@x.io"
