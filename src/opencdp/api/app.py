@@ -9,12 +9,17 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from opencdp.api import events_routes, ops_routes
+from opencdp.api import events_routes, identity_routes, ops_routes, web_routes
 from opencdp.api.context import ApiContext
 
 RouteFactory = Callable[[ApiContext], list[Any]]
 
-ROUTE_FACTORIES: list[RouteFactory] = [events_routes.routes, ops_routes.routes]
+ROUTE_FACTORIES: list[RouteFactory] = [
+    events_routes.routes,
+    ops_routes.routes,
+    identity_routes.routes,
+    web_routes.routes,
+]
 """Each API family contributes its routes; later slices append their factory here."""
 
 
