@@ -1,0 +1,370 @@
+"""Profile use cases: apply batch updates, expire inactive profiles, serve the Profile API.
+
+``ProfileService`` is the write side (the pipeline step and the expiry sweep call it);
+``ProfileApi`` is the read side behind ``/userprofile/v1``. Identities and MPID creation belong
+to the identity slice; the Profile API reads them through the ``IdentityDirectory`` protocol.
+Until the identity slice provides one, ``LocalIdentityDirectory`` answers from the identities
+our own step recorded from batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from opencdp.core.clock import Clock
+from opencdp.core.db import Database
+from opencdp.core.errors import BadRequest, Forbidden, NotFound
+from opencdp.core.metrics import Metrics
+from opencdp.core.ratelimit import RateLimiter
+from opencdp.identity.model import parse_mpid
+from opencdp.identity.service import IdentityService
+from opencdp.identity.types import (
+    IdentityType,
+    from_identity_api,
+    to_identity_api,
+    to_profile_api,
+)
+from opencdp.profiles import store
+from opencdp.profiles.model import (
+    DAY_MS,
+    IdentityWrite,
+    ProfileField,
+    ProfileUpdate,
+    ProfileView,
+    ResolveRequest,
+    Section,
+    ValueKind,
+    ValueWrite,
+    lifetime_days,
+    newer,
+    parse_fields,
+    registers_view,
+)
+from opencdp.tenancy.service import TenancyService
+from opencdp.tenancy.tokens import Grant
+
+logger = logging.getLogger(__name__)
+
+RATE_LIMIT_SCOPE = "account"
+"""``X-mp-rate-limit-exceeded`` value on a Profile API 429: a client belongs to one account."""
+
+_SWEEP_CHUNK = 1000
+_K = TypeVar("_K")
+
+
+# --- Identity directory -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileIdentity:
+    """What the identity slice knows about an MPID. Identity types use Identity API names."""
+
+    mpid: int
+    created_ms: int
+    last_seen_ms: int
+    user_identities: tuple[tuple[str, str], ...]
+    device_identities: tuple[tuple[str, str], ...]
+
+
+class IdentityDirectory(Protocol):
+    """The identity slice's read interface as the Profile API needs it."""
+
+    def profile(self, workspace_id: int, mpid: int) -> ProfileIdentity | None: ...
+
+    def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
+        """The MPID holding ``value`` for ``identity_type`` (an Identity API name)."""
+        ...
+
+
+class LocalIdentityDirectory:
+    """Stop-gap directory over the identities batches carried (``user_profile_identities``).
+
+    It knows only MPIDs our pipeline step has seen, holds no identity graph, and resolves an
+    identity to the profile that carried it most recently. The composition root replaces it
+    with the identity slice's directory once that exists.
+    """
+
+    def __init__(self, *, db: Database) -> None:
+        self._db = db
+
+    def profile(self, workspace_id: int, mpid: int) -> ProfileIdentity | None:
+        with self._db.read() as conn:
+            head = store.head(conn, workspace_id, mpid)
+            if head is None:
+                return None
+            pairs = store.identities(conn, workspace_id, mpid)
+        users: list[tuple[str, str]] = []
+        devices: list[tuple[str, str]] = []
+        for name, value in sorted(pairs, key=lambda p: _TYPE_ORDER.get(p[0], 999)):
+            t = IdentityType(name)
+            (users if t.is_user else devices).append((to_identity_api(t), value))
+        return ProfileIdentity(
+            mpid=mpid,
+            created_ms=head.created_ms,
+            last_seen_ms=head.last_activity_ms,
+            user_identities=tuple(users),
+            device_identities=tuple(devices),
+        )
+
+    def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
+        canonical = from_identity_api(identity_type).value
+        with self._db.read() as conn:
+            return store.mpid_for_identity(conn, workspace_id, canonical, value)
+
+
+_TYPE_ORDER = {t.value: i for i, t in enumerate(IdentityType)}
+
+
+class GraphIdentityDirectory:
+    """The directory over the identity slice's graph (``IdentityService``): the real one."""
+
+    def __init__(self, identity: IdentityService) -> None:
+        self._identity = identity
+
+    def profile(self, workspace_id: int, mpid: int) -> ProfileIdentity | None:
+        found = self._identity.profile(workspace_id, mpid)
+        if found is None:
+            return None
+        ordered = sorted(found.identities, key=lambda p: _TYPE_ORDER.get(p[0].value, 999))
+        return ProfileIdentity(
+            mpid=found.mpid,
+            created_ms=found.created_ms,
+            last_seen_ms=found.last_seen_ms,
+            user_identities=tuple((to_identity_api(t), v) for t, v in ordered if t.is_user),
+            device_identities=tuple((to_identity_api(t), v) for t, v in ordered if not t.is_user),
+        )
+
+    def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
+        return self._identity.resolve(workspace_id, from_identity_api(identity_type), value)
+
+
+# --- Write side -------------------------------------------------------------------------------
+
+
+class ProfileService:
+    """Applies profile updates inside the pipeline's transaction and sweeps expired profiles."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        tenancy: TenancyService,
+        metrics: Metrics,
+        default_lifetime_days: int,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._tenancy = tenancy
+        self._metrics = metrics
+        self._default_days = default_lifetime_days
+
+    def lifetime_ms(self, workspace_id: int) -> int:
+        """How long a profile lives after its last activity in this workspace."""
+        try:
+            settings = self._tenancy.workspace(workspace_id).settings
+        except NotFound:
+            settings = {}
+        return lifetime_days(settings, self._default_days) * DAY_MS
+
+    def apply(self, tx: Connection, updates: Sequence[ProfileUpdate], now_ms: int) -> None:
+        """Apply a chunk's updates in the caller's transaction (never commits).
+
+        A profile inactive for longer than its lifetime is deleted before new data is applied,
+        so a returning user starts a fresh profile whether or not the sweep has run yet; data
+        that would only create an already-expired profile (an old backfill) is not stored.
+        """
+        by_workspace: dict[int, list[ProfileUpdate]] = defaultdict(list)
+        for update in updates:
+            by_workspace[update.workspace_id].append(update)
+        heads: list[store.Head] = []
+        values: dict[tuple[int, int, ValueKind, str], ValueWrite] = {}
+        identities: dict[tuple[int, int, IdentityType], IdentityWrite] = {}
+        for ws, group in by_workspace.items():
+            cutoff = now_ms - self.lifetime_ms(ws)
+            existing = store.lock_heads(tx, ws, [u.mpid for u in group])
+            expired = [m for m, h in existing.items() if h.last_activity_ms < cutoff]
+            if expired:
+                store.delete_profiles(tx, ws, expired)
+                logger.info(
+                    "profiles.reset_expired", extra={"workspace_id": ws, "count": len(expired)}
+                )
+            live = set(existing) - set(expired)
+            per_profile: dict[int, list[ProfileUpdate]] = defaultdict(list)
+            for update in group:
+                per_profile[update.mpid].append(update)
+            for mpid, mine in per_profile.items():
+                activity = max(u.activity_ms for u in mine)
+                if mpid not in live and activity < cutoff:
+                    continue
+                heads.append(
+                    store.Head(
+                        workspace_id=ws,
+                        mpid=mpid,
+                        created_ms=min(u.received_ms for u in mine),
+                        last_stored_ms=now_ms,
+                        last_activity_ms=activity,
+                    )
+                )
+                for update in mine:
+                    _reduce(values, [((ws, mpid, w.kind, w.name), w) for w in update.values])
+                    _reduce(
+                        identities, [((ws, mpid, w.identity_type), w) for w in update.identities]
+                    )
+                    for reason, count in update.limits.items():
+                        self._metrics.limits_applied.labels(reason).inc(count)
+        store.upsert_heads(tx, heads)
+        store.upsert_values(tx, ((k[0], k[1], w) for k, w in values.items()))
+        store.upsert_identities(tx, ((k[0], k[1], w) for k, w in identities.items()))
+
+    def sweep_expired(self) -> int:
+        """Delete every profile inactive for longer than its workspace's lifetime; returns how
+        many. Idempotent, chunked so no transaction grows large, safe beside running workers."""
+        now = self._clock.now_ms()
+        total = 0
+        for ws in self._tenancy.workspace_ids():
+            cutoff = now - self.lifetime_ms(ws)
+            while True:
+                with self._db.write() as tx:
+                    mpids = store.expired_mpids(tx, ws, cutoff, _SWEEP_CHUNK)
+                    total += store.delete_profiles(tx, ws, mpids)
+                if len(mpids) < _SWEEP_CHUNK:
+                    break
+        if total:
+            logger.info("profiles.expired_swept", extra={"count": total})
+        return total
+
+
+_W = TypeVar("_W", ValueWrite, IdentityWrite)
+
+
+def _reduce(into: dict[_K, _W], pairs: Iterable[tuple[_K, _W]]) -> None:
+    """Keep the newest write per key (PostgreSQL refuses two updates of one row per statement)."""
+    for key, write in pairs:
+        old = into.get(key)
+        if old is None or newer(write, old):
+            into[key] = write
+
+
+# --- Read side: the Profile API ---------------------------------------------------------------
+
+
+class ProfileApi:
+    """``/userprofile/v1``: authorization against the token's grant, rate limit, lookup."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        profiles: ProfileService,
+        directory: IdentityDirectory,
+        rate_limiter: RateLimiter,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._profiles = profiles
+        self.directory = directory
+        self._rate = rate_limiter
+
+    def by_mpid(
+        self,
+        grant: Grant,
+        *,
+        org_id: str,
+        account_id: str,
+        workspace_id: str,
+        mpid: str,
+        fields: str | None,
+    ) -> ProfileView:
+        ws = self._authorize(grant, org_id, account_id, workspace_id)
+        sections = parse_fields(fields)
+        return self._view(ws, parse_mpid(mpid), sections)
+
+    def resolve(
+        self,
+        grant: Grant,
+        *,
+        org_id: str,
+        account_id: str,
+        workspace_id: str,
+        request: ResolveRequest,
+        fields: str | None,
+    ) -> ProfileView:
+        """Look a profile up by an identity. Only user identity types are accepted: an
+        immutable identity must be a login ID, and device identities never are."""
+        ws = self._authorize(grant, org_id, account_id, workspace_id)
+        sections = parse_fields(fields)
+        identity_type = request.checked_type()
+        mpid = self.directory.resolve(ws, to_identity_api(identity_type), request.identity.value)
+        if mpid is None:
+            raise NotFound("no profile holds this identity in the workspace")
+        return self._view(ws, mpid, sections)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _authorize(self, grant: Grant, org_id: str, account_id: str, workspace_id: str) -> int:
+        self._rate.take(grant.client_id, scope=RATE_LIMIT_SCOPE)
+        org, account, ws = (
+            _path_id(org_id, "orgId"),
+            _path_id(account_id, "accountId"),
+            _path_id(workspace_id, "workspaceId"),
+        )
+        if not grant.may_read_profiles(org, account, ws):
+            raise Forbidden("Not authorized to access the specified method or resource")
+        return ws
+
+    def _view(self, ws: int, mpid: int, sections: frozenset[Section]) -> ProfileView:
+        cutoff = self._clock.now_ms() - self._profiles.lifetime_ms(ws)
+        ident = self.directory.profile(ws, mpid)
+        with self._db.read() as conn:
+            head = store.head(conn, ws, mpid)
+            alive = head is not None and head.last_activity_ms >= cutoff
+            rows = store.live_values(conn, ws, mpid) if alive else []
+        ident_alive = ident is not None and ident.last_seen_ms >= cutoff
+        if not alive and not ident_alive:
+            raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
+        attributes, fields = registers_view(rows)
+        if alive and head is not None:
+            created = ident.created_ms if ident is not None else head.created_ms
+            last_stored = head.last_stored_ms
+        else:
+            assert ident is not None
+            created, last_stored = ident.created_ms, ident.last_seen_ms
+        lat = fields.get(ProfileField.LIMIT_AD_TRACKING)
+        attribution = fields.get(ProfileField.ATTRIBUTION)
+        return ProfileView(
+            mpid=mpid,
+            created_ms=created,
+            last_stored_ms=last_stored,
+            is_opted_out=fields.get(ProfileField.IS_OPTED_OUT) is True,
+            limit_ad_tracking=lat if isinstance(lat, bool) else None,
+            user_identities=_profile_api_names(ident.user_identities if ident else ()),
+            device_identities=_profile_api_names(ident.device_identities if ident else ()),
+            user_attributes=attributes,
+            audience_memberships=(),
+            attribution=attribution if isinstance(attribution, dict) else None,
+            sections=sections,
+        )
+
+
+def _path_id(text: str, name: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise BadRequest(f"{name} must be a positive integer")
+    return int(text)
+
+
+def _profile_api_names(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Identity API type names -> Profile API type names (unknown names are left out)."""
+    out: list[tuple[str, str]] = []
+    for name, value in pairs:
+        try:
+            out.append((to_profile_api(from_identity_api(name)), value))
+        except BadRequest:
+            logger.warning("profiles.unknown_identity_type", extra={"identity_type": name})
+    return tuple(out)

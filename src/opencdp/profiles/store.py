@@ -1,0 +1,267 @@
+"""All profile SQL. Plain functions taking the connection first; they never commit.
+
+Writes are conditional upserts: a register row is replaced only when the incoming write is newer
+by ``(ts_ms, tiebreak)``, the same rule as ``model.newer``. The comparison happens inside the
+database, atomically per row, so two workers updating one profile (possible on PostgreSQL when
+batches for one MPID land in different partitions) cannot lose the newer value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from opencdp.core.dialect import lock_for_update_skip_locked
+from opencdp.profiles.model import IdentityWrite, ValueKind, ValueWrite
+from opencdp.profiles.tables import user_profile_identities, user_profile_values, user_profiles
+
+_heads = user_profiles.c
+_values = user_profile_values.c
+_ids = user_profile_identities.c
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A profile's row in ``user_profiles``."""
+
+    workspace_id: int
+    mpid: int
+    created_ms: int
+    last_stored_ms: int
+    last_activity_ms: int
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+
+
+def _head_of(row: Any) -> Head:
+    return Head(
+        workspace_id=row.workspace_id,
+        mpid=row.mpid,
+        created_ms=row.created_ms,
+        last_stored_ms=row.last_stored_ms,
+        last_activity_ms=row.last_activity_ms,
+    )
+
+
+_HEAD_COLS = (
+    _heads.workspace_id,
+    _heads.mpid,
+    _heads.created_ms,
+    _heads.last_stored_ms,
+    _heads.last_activity_ms,
+)
+
+
+# --- heads ------------------------------------------------------------------------------------
+
+
+def head(conn: Connection, workspace_id: int, mpid: int) -> Head | None:
+    row = conn.execute(
+        sa.select(*_HEAD_COLS).where(_heads.workspace_id == workspace_id, _heads.mpid == mpid)
+    ).first()
+    return None if row is None else _head_of(row)
+
+
+def lock_heads(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> dict[int, Head]:
+    """The existing heads of ``mpids``, row-locked on PostgreSQL until the transaction ends."""
+    if not mpids:
+        return {}
+    stmt = (
+        sa.select(*_HEAD_COLS)
+        .where(_heads.workspace_id == workspace_id, _heads.mpid.in_(sorted(set(mpids))))
+        .order_by(_heads.mpid)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return {row.mpid: _head_of(row) for row in conn.execute(stmt)}
+
+
+def upsert_heads(conn: Connection, heads: Iterable[Head]) -> None:
+    """Insert heads, or widen existing ones: earliest creation, latest store and activity."""
+    rows = [
+        {
+            "workspace_id": h.workspace_id,
+            "mpid": h.mpid,
+            "created_ms": h.created_ms,
+            "last_stored_ms": h.last_stored_ms,
+            "last_activity_ms": h.last_activity_ms,
+        }
+        for h in heads
+    ]
+    if not rows:
+        return
+    stmt = _insert(conn, user_profiles)
+    ex = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["workspace_id", "mpid"],
+        set_={
+            "created_ms": sa.case(
+                (ex.created_ms < _heads.created_ms, ex.created_ms), else_=_heads.created_ms
+            ),
+            "last_stored_ms": sa.case(
+                (ex.last_stored_ms > _heads.last_stored_ms, ex.last_stored_ms),
+                else_=_heads.last_stored_ms,
+            ),
+            "last_activity_ms": sa.case(
+                (ex.last_activity_ms > _heads.last_activity_ms, ex.last_activity_ms),
+                else_=_heads.last_activity_ms,
+            ),
+        },
+    )
+    conn.execute(stmt, rows)
+
+
+def expired_mpids(conn: Connection, workspace_id: int, cutoff_ms: int, limit: int) -> list[int]:
+    """Up to ``limit`` profiles inactive since before ``cutoff_ms``, row-locked on PostgreSQL
+    (rows another transaction is updating are skipped: they are being reactivated)."""
+    stmt = (
+        sa.select(_heads.mpid)
+        .where(_heads.workspace_id == workspace_id, _heads.last_activity_ms < cutoff_ms)
+        .order_by(_heads.last_activity_ms)
+        .limit(limit)
+    )
+    return [int(r[0]) for r in conn.execute(lock_for_update_skip_locked(conn, stmt))]
+
+
+def delete_profiles(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> int:
+    """Remove profiles with all their values and identities; returns heads deleted."""
+    if not mpids:
+        return 0
+    ids = sorted(set(mpids))
+    for table in (user_profile_values, user_profile_identities):
+        conn.execute(
+            sa.delete(table).where(table.c.workspace_id == workspace_id, table.c.mpid.in_(ids))
+        )
+    res = conn.execute(
+        sa.delete(user_profiles).where(_heads.workspace_id == workspace_id, _heads.mpid.in_(ids))
+    )
+    return int(res.rowcount or 0)
+
+
+def count_profiles(conn: Connection, workspace_id: int | None = None) -> int:
+    stmt = sa.select(sa.func.count()).select_from(user_profiles)
+    if workspace_id is not None:
+        stmt = stmt.where(_heads.workspace_id == workspace_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def upsert_values(conn: Connection, writes: Iterable[tuple[int, int, ValueWrite]]) -> None:
+    """Apply ``(workspace_id, mpid, write)`` triples; each row keeps the newest write.
+
+    At most one write per register may be passed (PostgreSQL refuses to update one row twice in
+    a statement); callers reduce with ``model.newer`` first.
+    """
+    rows = [
+        {
+            "workspace_id": ws,
+            "mpid": mpid,
+            "kind": w.kind.value,
+            "name": str(w.name),
+            "value": w.encoded,
+            "ts_ms": w.ts_ms,
+            "tiebreak": w.tiebreak,
+        }
+        for ws, mpid, w in writes
+    ]
+    if not rows:
+        return
+    stmt = _insert(conn, user_profile_values)
+    ex = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["workspace_id", "mpid", "kind", "name"],
+        set_={"value": ex.value, "ts_ms": ex.ts_ms, "tiebreak": ex.tiebreak},
+        where=sa.or_(
+            ex.ts_ms > _values.ts_ms,
+            sa.and_(ex.ts_ms == _values.ts_ms, ex.tiebreak > _values.tiebreak),
+        ),
+    )
+    conn.execute(stmt, rows)
+
+
+def registers(conn: Connection, workspace_id: int, mpid: int) -> list[ValueWrite]:
+    """Every register of a profile, tombstones included."""
+    rows = conn.execute(
+        sa.select(_values.kind, _values.name, _values.value, _values.ts_ms, _values.tiebreak)
+        .where(_values.workspace_id == workspace_id, _values.mpid == mpid)
+        .order_by(_values.kind, _values.name)
+    )
+    return [ValueWrite(ValueKind(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def live_values(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[ValueKind, str, str]]:
+    """``(kind, name, encoded)`` of a profile's registers that hold a value (no tombstones)."""
+    rows = conn.execute(
+        sa.select(_values.kind, _values.name, _values.value).where(
+            _values.workspace_id == workspace_id,
+            _values.mpid == mpid,
+            _values.value.is_not(None),
+        )
+    )
+    return [(ValueKind(r[0]), r[1], r[2]) for r in rows]
+
+
+# --- identities (local directory only) --------------------------------------------------------
+
+
+def upsert_identities(conn: Connection, writes: Iterable[tuple[int, int, IdentityWrite]]) -> None:
+    rows = [
+        {
+            "workspace_id": ws,
+            "mpid": mpid,
+            "identity_type": w.identity_type.value,
+            "value": w.value,
+            "ts_ms": w.ts_ms,
+            "tiebreak": w.tiebreak,
+        }
+        for ws, mpid, w in writes
+    ]
+    if not rows:
+        return
+    stmt = _insert(conn, user_profile_identities)
+    ex = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["workspace_id", "mpid", "identity_type"],
+        set_={"value": ex.value, "ts_ms": ex.ts_ms, "tiebreak": ex.tiebreak},
+        where=sa.or_(
+            ex.ts_ms > _ids.ts_ms,
+            sa.and_(ex.ts_ms == _ids.ts_ms, ex.tiebreak > _ids.tiebreak),
+        ),
+    )
+    conn.execute(stmt, rows)
+
+
+def identities(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[str, str]]:
+    """``(canonical identity type, value)`` pairs recorded for a profile."""
+    rows = conn.execute(
+        sa.select(_ids.identity_type, _ids.value).where(
+            _ids.workspace_id == workspace_id, _ids.mpid == mpid
+        )
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def mpid_for_identity(
+    conn: Connection, workspace_id: int, identity_type: str, value: str
+) -> int | None:
+    """The profile that most recently carried this identity, if any."""
+    row = conn.execute(
+        sa.select(_ids.mpid)
+        .where(
+            _ids.workspace_id == workspace_id,
+            _ids.identity_type == identity_type,
+            _ids.value == value,
+        )
+        .order_by(_ids.ts_ms.desc(), _ids.mpid)
+        .limit(1)
+    ).first()
+    return None if row is None else int(row[0])

@@ -1,0 +1,52 @@
+"""Profile read-model schema (created by migration 0002).
+
+``user_profiles`` has one row per (workspace, MPID) with the times the API and the expiry sweep
+need. ``user_profile_values`` holds every last-writer-wins register of a profile: user
+attributes (kind ``attr``) and profile fields (kind ``field``), deletions as rows whose value is
+NULL. ``user_profile_identities`` records the identities batches carried; only the stop-gap
+``LocalIdentityDirectory`` reads it (the identity slice owns the real identity graph).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from opencdp.core.db import metadata
+
+user_profiles = sa.Table(
+    "user_profiles",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("mpid", sa.BigInteger, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_stored_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_activity_ms", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "mpid"),
+    sa.Index("ix_user_profiles_workspace_activity", "workspace_id", "last_activity_ms"),
+)
+
+user_profile_values = sa.Table(
+    "user_profile_values",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("mpid", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("ts_ms", sa.BigInteger, nullable=False),
+    sa.Column("tiebreak", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "mpid", "kind", "name"),
+)
+
+user_profile_identities = sa.Table(
+    "user_profile_identities",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("mpid", sa.BigInteger, nullable=False),
+    sa.Column("identity_type", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("ts_ms", sa.BigInteger, nullable=False),
+    sa.Column("tiebreak", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "mpid", "identity_type"),
+    sa.Index("ix_user_profile_identities_lookup", "workspace_id", "identity_type", "value"),
+)
