@@ -1,0 +1,1 @@
+"""Pure tests of identity resolution: name tables, strategies, and their properties."""
