@@ -80,10 +80,11 @@ def test_identify_answers_the_documented_body(app: App) -> None:
     known = {"email": "ann@example.com", "customerid": "ann", "device_application_stamp": "das-1"}
     first = _ok(_call(app, "identify", known))
     assert set(first) == RESPONSE_KEYS
-    assert isinstance(first["context"], str)
+    assert first["context"] == ""  # opaque; a string even when the client sent none
     assert first["is_ephemeral"] is False and first["is_logged_in"] is True
-    again = _ok(_call(app, "identify", known, previous_mpid=first["mpid"]))
+    again = _ok(_call(app, "identify", known, previous_mpid=first["mpid"], context="ctx-1"))
     assert _mpid(again) == _mpid(first)
+    assert again["context"] == "ctx-1"  # echoed, never used to resolve (ADR 0004 Q1b)
     assert again["matched_identities"] == known  # Identity API names, only what matched
 
 

@@ -60,9 +60,9 @@ def routes(ctx: ApiContext) -> list[Route]:
         async def handle(request: Request) -> Response:
             body = await read_body(request, MAX_BODY_BYTES)
             principal = authenticate(ctx, request, body)
-            identity_request = decode_identity_request(body)
+            identity_request, context = decode_identity_request(body)
             result = await run_in_threadpool(call, principal.workspace_id, identity_request)
-            return _json(encode_identity_response(result))
+            return _json(encode_identity_response(result, context))
 
         return with_cors(handle)
 
@@ -70,9 +70,9 @@ def routes(ctx: ApiContext) -> list[Route]:
     async def modify(request: Request) -> Response:
         body = await read_body(request, MAX_BODY_BYTES)
         principal = authenticate(ctx, request, body)
-        modify_request = decode_modify_request(request.path_params["mpid"], body)
+        modify_request, context = decode_modify_request(request.path_params["mpid"], body)
         result = await run_in_threadpool(service.modify, principal.workspace_id, modify_request)
-        return _json(encode_modify_response(result))
+        return _json(encode_modify_response(result, context))
 
     @family_endpoint(ALIAS, ctx.count_error)
     async def alias(request: Request) -> Response:

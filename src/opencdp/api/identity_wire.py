@@ -119,23 +119,26 @@ def _mpid(value: Mpid | None, field: str) -> int | None:
     return value
 
 
-def decode_identity_request(body: bytes) -> IdentityRequest:
-    """identify/login/logout/search body → the domain request (null identities dropped)."""
+def decode_identity_request(body: bytes) -> tuple[IdentityRequest, str]:
+    """identify/login/logout/search body → the domain request (null identities dropped) and
+    the ``context`` to echo."""
     doc = _decode(_identity_decoder, body)
-    return IdentityRequest.from_identity_api(
+    request = IdentityRequest.from_identity_api(
         doc.known_identities, _mpid(doc.previous_mpid, "previous_mpid")
     )
+    return request, doc.context or ""
 
 
-def decode_modify_request(mpid_text: str, body: bytes) -> ModifyRequest:
-    """Path MPID + modify body → the domain request; changes keep their order."""
+def decode_modify_request(mpid_text: str, body: bytes) -> tuple[ModifyRequest, str]:
+    """Path MPID + modify body → the domain request (changes keep their order) and the
+    ``context`` to echo."""
     mpid = parse_mpid(mpid_text)
     doc = _decode(_modify_decoder, body)
     changes = tuple(
         IdentityChange(from_identity_api(c.identity_type), c.old_value, c.new_value)
         for c in doc.identity_changes
     )
-    return ModifyRequest(mpid=mpid, changes=changes)
+    return ModifyRequest(mpid=mpid, changes=changes), doc.context or ""
 
 
 def decode_alias_request(body: bytes, *, now_ms: int) -> AliasRequest:
@@ -155,14 +158,11 @@ def decode_alias_request(body: bytes, *, now_ms: int) -> AliasRequest:
     return AliasRequest(source, destination, start, end)
 
 
-_CONTEXT = ""
-"""We keep no per-client state, so the opaque ``context`` is empty: every SDK then keeps (or
-sends back) what it had, and a string never trips a client that expects one."""
-
-
-def _identity_doc(result: IdentityResult) -> dict[str, object]:
+def _identity_doc(result: IdentityResult, context: str) -> dict[str, object]:
+    # ``context`` is opaque and we resolve without it (ADR 0004 Q1b): the client's own value
+    # goes back, and "" when it sent none, since SDKs expect a string.
     return {
-        "context": _CONTEXT,
+        "context": context,
         "mpid": format_mpid(result.mpid),
         "is_ephemeral": result.is_ephemeral,
         "is_logged_in": result.is_logged_in,
@@ -170,18 +170,18 @@ def _identity_doc(result: IdentityResult) -> dict[str, object]:
     }
 
 
-def encode_identity_response(result: IdentityResult) -> bytes:
+def encode_identity_response(result: IdentityResult, context: str) -> bytes:
     """The 200 body of identify/login/logout/search (idsync.md §5.3): ``mpid`` as a string."""
-    return msgspec.json.encode(_identity_doc(result))
+    return msgspec.json.encode(_identity_doc(result, context))
 
 
-def encode_modify_response(result: IdentityResult) -> bytes:
+def encode_modify_response(result: IdentityResult, context: str) -> bytes:
     """``change_results`` (what iOS and web read), plus the identity fields of the profile.
 
     The web SDK copies ``is_logged_in`` from every 200 identity body, modify included, and
     would mark the user logged out if it were missing; ``mpid`` is the unchanged profile.
     """
-    doc = _identity_doc(result)
+    doc = _identity_doc(result, context)
     doc["change_results"] = [
         {
             "identity_type": to_identity_api(c.identity_type),
