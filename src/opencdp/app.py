@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from opencdp.api import oauth_routes, profile_routes
 from opencdp.api.app import RouteFactory, build_asgi
 from opencdp.api.context import ApiContext
 from opencdp.core import migrate
@@ -22,15 +23,18 @@ from opencdp.core.config import Settings
 from opencdp.core.db import Database
 from opencdp.core.metrics import Metrics
 from opencdp.core.ratelimit import RateLimiter
-from opencdp.ingestion import store as inbox_store
 from opencdp.identity.service import IdentityService
+from opencdp.ingestion import store as inbox_store
 from opencdp.ingestion.group_commit import GroupCommitter
 from opencdp.ingestion.identity_step import ResolveIdentity
 from opencdp.ingestion.pipeline import Pipeline, Step
 from opencdp.ingestion.processing import ProcessingService
 from opencdp.ingestion.service import IngestionService
 from opencdp.ingestion.steps import StoreEvents
+from opencdp.profiles.service import GraphIdentityDirectory, ProfileApi, ProfileService
+from opencdp.profiles.steps import ApplyProfileUpdates
 from opencdp.tenancy.service import TenancyService
+from opencdp.tenancy.tokens import TokenService, signing_key
 from opencdp.worker.runner import PeriodicJob, Worker
 
 logger = logging.getLogger(__name__)
@@ -109,7 +113,18 @@ def build_runtime(
         on_commit=on_commit,
     )
     identity = IdentityService(db=db, clock=clock, tenancy=tenancy)
-    steps: list[Step] = [ResolveIdentity(identity), StoreEvents()]
+    profiles = ProfileService(
+        db=db,
+        clock=clock,
+        tenancy=tenancy,
+        metrics=metrics,
+        default_lifetime_days=settings.profile_lifetime_days,
+    )
+    steps: list[Step] = [
+        ResolveIdentity(identity),
+        StoreEvents(),
+        ApplyProfileUpdates(profiles, fallback_to_batch_mpid=False),
+    ]
     steps.extend(extra_steps or [])
     processing = ProcessingService(
         db=db,
@@ -127,7 +142,19 @@ def build_runtime(
         partitions=partitions,
         rate_limiter=RateLimiter(rate_per_s=settings.rate_limit_batches_per_s, clock=clock),
     )
-    jobs: list[PeriodicJob] = []
+    tokens = TokenService(
+        tenancy=tenancy, clock=clock, key=signing_key(settings.token_secret, tenancy)
+    )
+    profile_api = ProfileApi(
+        db=db,
+        clock=clock,
+        profiles=profiles,
+        directory=GraphIdentityDirectory(identity),
+        rate_limiter=RateLimiter(rate_per_s=settings.profile_rate_limit_per_s, clock=clock),
+    )
+    jobs: list[PeriodicJob] = [
+        PeriodicJob(name="profiles.expire", interval_s=3600.0, run=profiles.sweep_expired)
+    ]
     worker = Worker(processing=processing, idle_ms=settings.worker_idle_ms, jobs=jobs)
     metrics.gauge(
         "opencdp_ingestion_inbox_depth_batches", "Batches waiting in the inbox", processing.pending
@@ -147,5 +174,11 @@ def build_runtime(
         ingestion=ingestion,
         processing=processing,
         worker=worker,
-        services={"identity": identity},
+        services={
+            "identity": identity,
+            "profiles": profiles,
+            "profile_api": profile_api,
+            "tokens": tokens,
+        },
+        route_factories=[oauth_routes.routes, profile_routes.routes],
     )

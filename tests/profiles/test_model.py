@@ -39,15 +39,9 @@ A = ValueKind.ATTRIBUTE
 RECEIVED = 1_700_000_000_000
 
 
-def _update(
-    doc: dict[str, Any], received_ms: int = RECEIVED, historical: bool = False
-) -> ProfileUpdate:
+def _update(doc: dict[str, Any], received_ms: int = RECEIVED) -> ProfileUpdate:
     return update_from_batch(
-        decode_batch(json.dumps(doc).encode()),
-        workspace_id=1,
-        mpid=7,
-        received_ms=received_ms,
-        historical=historical,
+        decode_batch(json.dumps(doc).encode()), workspace_id=1, mpid=7, received_ms=received_ms
     )
 
 
@@ -265,12 +259,6 @@ def test_a_batch_sets_at_most_the_documented_number_of_attributes() -> None:
     assert len(names) == MAX_USER_ATTRIBUTES
     assert "extra1" in names and "extra2" not in names
     assert update.limits == {"user_attributes_over_count": 1}
-
-
-def test_historical_batches_count_as_activity_only_at_their_data_time() -> None:
-    old = RECEIVED - 100 * 86_400_000
-    update = _update({"timestamp_unixtime_ms": old, "user_attributes": {"a": 1}}, historical=True)
-    assert update.activity_ms == old
 
 
 # --- ordering and merging ---------------------------------------------------------------------

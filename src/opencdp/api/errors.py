@@ -131,6 +131,34 @@ ALIAS = Family(
 )
 """The SDK alias endpoints: the IDSync body, with the web SDK fixture's ``INVALID_DATA`` code."""
 
+PROFILE = Family(name="profile", codes=EVENTS.codes, shape=_errors_list)
+"""Profile API. Its error body is undocumented (profile-api.md §5); it shares the Events API's
+``errors`` list, and its statuses are the documented 400/401/403/404/429/503."""
+
+
+def _oauth_body(code: str, message: str, _status: int) -> object:
+    return {"error": code, "error_description": message}
+
+
+OAUTH = Family(
+    name="oauth",
+    codes={
+        400: "invalid_request",
+        413: "invalid_request",
+        401: "invalid_client",
+        403: "unauthorized_client",
+        404: "invalid_request",
+        409: "invalid_request",
+        429: "temporarily_unavailable",
+        503: "temporarily_unavailable",
+        500: "server_error",
+    },
+    shape=_oauth_body,
+    extra_headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+)
+"""``POST /oauth/token``. mParticle documents no error body for its token endpoint, so errors
+take the OAuth 2.0 shape (RFC 6749 §5.2) every OAuth client library reads."""
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 

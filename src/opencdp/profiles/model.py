@@ -266,14 +266,14 @@ def batch_time(batch: Batch, received_ms: int) -> int:
 
 
 def update_from_batch(
-    batch: Batch, *, workspace_id: int, mpid: int, received_ms: int, historical: bool
+    batch: Batch, *, workspace_id: int, mpid: int, received_ms: int
 ) -> ProfileUpdate:
     """What ``batch`` changes on profile ``mpid``.
 
     Writes are reduced to one per register inside the batch, later positions winning at equal
-    timestamps (events in order, then ``user_attributes``, then ``deleted_user_attributes``). A
-    historical batch updates values like any other, but its activity time is its data's time, so
-    a backfill does not keep an inactive profile alive.
+    timestamps (events in order, then ``user_attributes``, then ``deleted_user_attributes``).
+    Every batch, historical ones included ("processed as usual", events-api.md §2.2), counts as
+    activity at its receive time: the profile lifetime is a window reset by received data.
     """
     at = batch_time(batch, received_ms)
     limits: dict[str, int] = {}
@@ -342,7 +342,7 @@ def update_from_batch(
         workspace_id=workspace_id,
         mpid=mpid,
         received_ms=received_ms,
-        activity_ms=at if historical else received_ms,
+        activity_ms=received_ms,
         values=list(reduced.values()),
         identities=_identities(batch, at),
         limits=limits,

@@ -177,8 +177,7 @@ class ProfileService:
         """Apply a chunk's updates in the caller's transaction (never commits).
 
         A profile inactive for longer than its lifetime is deleted before new data is applied,
-        so a returning user starts a fresh profile whether or not the sweep has run yet; data
-        that would only create an already-expired profile (an old backfill) is not stored.
+        so a returning user starts a fresh profile whether or not the sweep has run yet.
         """
         by_workspace: dict[int, list[ProfileUpdate]] = defaultdict(list)
         for update in updates:
@@ -195,21 +194,17 @@ class ProfileService:
                 logger.info(
                     "profiles.reset_expired", extra={"workspace_id": ws, "count": len(expired)}
                 )
-            live = set(existing) - set(expired)
             per_profile: dict[int, list[ProfileUpdate]] = defaultdict(list)
             for update in group:
                 per_profile[update.mpid].append(update)
             for mpid, mine in per_profile.items():
-                activity = max(u.activity_ms for u in mine)
-                if mpid not in live and activity < cutoff:
-                    continue
                 heads.append(
                     store.Head(
                         workspace_id=ws,
                         mpid=mpid,
                         created_ms=min(u.received_ms for u in mine),
                         last_stored_ms=now_ms,
-                        last_activity_ms=activity,
+                        last_activity_ms=max(u.activity_ms for u in mine),
                     )
                 )
                 for update in mine:

@@ -32,9 +32,6 @@ class BatchItem(Protocol):
     @property
     def batch(self) -> Batch: ...
 
-    @property
-    def historical(self) -> bool: ...
-
 
 def profile_mpid(item: BatchItem, *, fallback_to_batch_mpid: bool) -> int | None:
     """The profile a batch belongs to: the MPID identity resolution chose (set by the identity
@@ -72,7 +69,6 @@ class ApplyProfileUpdates:
                     workspace_id=item.workspace_id,
                     mpid=mpid,
                     received_ms=item.received_ms,
-                    historical=item.historical,
                 )
             )
         if updates:

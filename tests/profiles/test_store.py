@@ -1,0 +1,67 @@
+"""The store's conditional upserts implement the model's ordering, on every configured engine."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opencdp.app import Runtime
+from opencdp.profiles import store
+from opencdp.profiles.model import ValueKind, ValueWrite, merge
+
+A = ValueKind.ATTRIBUTE
+_mpids = itertools.count(1)
+
+_write = st.builds(
+    lambda name, value, ts, delete: (
+        ValueWrite.deletion(A, name, ts) if delete else ValueWrite.of(A, name, value, ts)
+    ),
+    st.sampled_from(["a", "b", "c"]),
+    st.one_of(st.none(), st.text(max_size=3), st.lists(st.text(max_size=2), max_size=2)),
+    st.integers(0, 4),  # few timestamps: ties are common
+    st.booleans(),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_write, min_size=1, max_size=12), st.integers(0, 2**32))
+def test_conditional_upserts_equal_the_model_merge_in_any_order(
+    runtime: Runtime, writes: list[ValueWrite], seed: int
+) -> None:
+    mpid = next(_mpids)
+    shuffled = list(writes)
+    random.Random(seed).shuffle(shuffled)
+    for w in shuffled:  # one statement per write: each compares against the stored row
+        with runtime.db.write() as tx:
+            store.upsert_values(tx, [(1, mpid, w)])
+    with runtime.db.read() as conn:
+        stored = {(w.kind, w.name): w for w in store.registers(conn, 1, mpid)}
+    assert stored == merge({}, writes)
+
+
+def test_heads_widen_and_expired_profiles_are_deleted_with_their_values(runtime: Runtime) -> None:
+    h = store.Head(workspace_id=1, mpid=5, created_ms=100, last_stored_ms=100, last_activity_ms=100)
+    with runtime.db.write() as tx:
+        store.upsert_heads(tx, [h])
+        store.upsert_heads(
+            tx,
+            [store.Head(1, 5, created_ms=50, last_stored_ms=300, last_activity_ms=90)],
+        )
+        store.upsert_heads(tx, [store.Head(1, 6, 10, 10, 10), store.Head(2, 5, 10, 10, 10)])
+        store.upsert_values(tx, [(1, 5, ValueWrite.of(A, "x", "1", 1))])
+        store.upsert_values(tx, [(1, 6, ValueWrite.of(A, "x", "1", 1))])
+    with runtime.db.read() as conn:
+        assert store.head(conn, 1, 5) == store.Head(1, 5, 50, 300, 100)
+    with runtime.db.write() as tx:
+        assert store.expired_mpids(tx, 1, cutoff_ms=50, limit=10) == [6]
+        assert store.delete_profiles(tx, 1, [6]) == 1
+    with runtime.db.read() as conn:
+        assert store.head(conn, 1, 6) is None
+        assert store.registers(conn, 1, 6) == []
+        assert len(store.registers(conn, 1, 5)) == 1
+        assert store.head(conn, 2, 5) is not None  # other workspace untouched
