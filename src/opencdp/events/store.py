@@ -8,12 +8,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opencdp.core.sql import Sql
 from opencdp.events.tables import events
+
+_INSERT = Sql(
+    "INSERT INTO events (event_id, workspace_id, mpid, batch_id, event_type, event_name,"
+    " timestamp_ms, received_ms, environment, data) VALUES (:event_id, :workspace_id, :mpid,"
+    " :batch_id, :event_type, :event_name, :timestamp_ms, :received_ms, :environment, :data)"
+)
 
 
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(sa.insert(events), list(rows))
+    """Append events (the worker's hot path: raw executemany, see opencdp.core.sql)."""
+    _INSERT.run_many(conn, rows)
 
 
 def events_for_profile(

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from opencdp.core.clock import Clock
 from opencdp.core.db import Database
 from opencdp.core.errors import BadRequest, NotFound, Unavailable
+from opencdp.core.sql import savepoint
 from opencdp.events import service as events_service
 from opencdp.identity import store, strategies
 from opencdp.identity.model import (
@@ -89,9 +90,17 @@ class IdentityService:
         self._db = db
         self._clock = clock
         self._tenancy = tenancy
+        self._configs: dict[int, tuple[object, StrategyConfig]] = {}
 
     def config_for(self, workspace_id: int) -> StrategyConfig:
-        return strategy_config(self._tenancy.workspace(workspace_id).settings)
+        """The workspace's strategy, rebuilt only when the (cached) workspace changes."""
+        ws = self._tenancy.workspace(workspace_id)
+        hit = self._configs.get(workspace_id)
+        if hit is not None and hit[0] is ws:
+            return hit[1]
+        config = strategy_config(ws.settings)
+        self._configs[workspace_id] = (ws, config)
+        return config
 
     # -- the IDSync calls ------------------------------------------------------------------
     def identify(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
@@ -227,7 +236,7 @@ class IdentityService:
         keys = [(t.value, v) for t, v in request.identities.items()]
         for _ in range(_RETRIES):
             try:
-                with tx.begin_nested():
+                with savepoint(tx):
                     store.lock_identities(tx, workspace_id, keys)
                     decision = strategies.identify(
                         request, config=config, graph=store.StoreGraph(tx, workspace_id)
@@ -250,7 +259,7 @@ class IdentityService:
         ]
         for _ in range(_RETRIES):
             try:
-                with tx.begin_nested():
+                with savepoint(tx):
                     store.lock_identities(tx, workspace_id, keys)
                     decision = strategies.modify(
                         request, config=config, graph=store.StoreGraph(tx, workspace_id)
@@ -340,9 +349,9 @@ class IdentityService:
             )
         touched = {e.mpid for e in decision.add}
         if decision.new_profile is not None:
+            # A random 64-bit MPID collides with odds of ~n/2^64; the primary key catches it
+            # and the retry loop draws another.
             mpid = new_mpid()
-            while store.mpid_taken(tx, mpid):
-                mpid = new_mpid()
             store.insert_profile(
                 tx,
                 workspace_id=workspace_id,
@@ -371,7 +380,9 @@ class IdentityService:
                 value=edit.value,
                 unique=edit.identity_type in config.unique_types,
             )
-        store.touch(tx, workspace_id, touched | {mpid}, now_ms)
+        if decision.new_profile is None:
+            touched.add(mpid)
+        store.touch(tx, workspace_id, touched, now_ms)
         return mpid
 
 

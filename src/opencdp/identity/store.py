@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opencdp.core.sql import Sql
 from opencdp.identity.model import ProfileView
 from opencdp.identity.tables import aliases, identity_profiles, identity_unique, identity_values
 from opencdp.identity.types import IdentityType
@@ -15,6 +16,37 @@ from opencdp.identity.types import IdentityType
 _p = identity_profiles.c
 _v = identity_values.c
 _u = identity_unique.c
+
+# Hot-path statements run on the raw cursor (opencdp.core.sql explains why).
+_MPIDS_FOR = Sql(
+    "SELECT mpid FROM identity_values WHERE workspace_id = :ws AND identity_type = :t"
+    " AND value = :v"
+)
+_PROFILE_HEAD = Sql(
+    "SELECT created_ms, last_seen_ms FROM identity_profiles WHERE mpid = :mpid"
+    " AND workspace_id = :ws"
+)
+_PROFILE_IDS = Sql(
+    "SELECT identity_type, value FROM identity_values WHERE workspace_id = :ws AND mpid = :mpid"
+)
+_MPID_TAKEN = Sql("SELECT mpid FROM identity_profiles WHERE mpid = :mpid")
+_INSERT_PROFILE = Sql(
+    "INSERT INTO identity_profiles (mpid, workspace_id, created_ms, last_seen_ms,"
+    " linked_source_mpid) VALUES (:mpid, :workspace_id, :created_ms, :last_seen_ms,"
+    " :linked_source_mpid)"
+)
+_INSERT_VALUE = Sql(
+    "INSERT INTO identity_values (workspace_id, identity_type, value, mpid)"
+    " VALUES (:workspace_id, :identity_type, :value, :mpid)"
+)
+_INSERT_UNIQUE = Sql(
+    "INSERT INTO identity_unique (workspace_id, identity_type, value, mpid)"
+    " VALUES (:workspace_id, :identity_type, :value, :mpid)"
+)
+_TOUCH = Sql(
+    "UPDATE identity_profiles SET last_seen_ms = :now WHERE workspace_id = :ws"
+    " AND mpid = :mpid AND last_seen_ms < :before"
+)
 
 
 class StoreGraph:
@@ -44,26 +76,16 @@ class StoreGraph:
 
 
 def mpids_for(conn: Connection, workspace_id: int, identity_type: str, value: str) -> list[int]:
-    stmt = sa.select(_v.mpid).where(
-        _v.workspace_id == workspace_id, _v.identity_type == identity_type, _v.value == value
-    )
-    return [int(r[0]) for r in conn.execute(stmt)]
+    rows = _MPIDS_FOR.rows(conn, {"ws": workspace_id, "t": identity_type, "v": value})
+    return [int(r[0]) for r in rows]
 
 
 def load_profile(conn: Connection, workspace_id: int, mpid: int) -> ProfileView | None:
-    head = conn.execute(
-        sa.select(_p.created_ms, _p.last_seen_ms).where(
-            _p.mpid == mpid, _p.workspace_id == workspace_id
-        )
-    ).first()
+    head = _PROFILE_HEAD.first(conn, {"mpid": mpid, "ws": workspace_id})
     if head is None:
         return None
     ids: dict[IdentityType, set[str]] = {}
-    for t, value in conn.execute(
-        sa.select(_v.identity_type, _v.value).where(
-            _v.workspace_id == workspace_id, _v.mpid == mpid
-        )
-    ):
+    for t, value in _PROFILE_IDS.rows(conn, {"ws": workspace_id, "mpid": mpid}):
         ids.setdefault(IdentityType(t), set()).add(value)
     return ProfileView(
         mpid=mpid,
@@ -81,24 +103,24 @@ def insert_profile(
     now_ms: int,
     linked_source_mpid: int | None = None,
 ) -> None:
-    conn.execute(
-        sa.insert(identity_profiles).values(
-            mpid=mpid,
-            workspace_id=workspace_id,
-            created_ms=now_ms,
-            last_seen_ms=now_ms,
-            linked_source_mpid=linked_source_mpid,
-        )
+    _INSERT_PROFILE.run(
+        conn,
+        {
+            "mpid": mpid,
+            "workspace_id": workspace_id,
+            "created_ms": now_ms,
+            "last_seen_ms": now_ms,
+            "linked_source_mpid": linked_source_mpid,
+        },
     )
 
 
 def profile_exists(conn: Connection, workspace_id: int, mpid: int) -> bool:
-    stmt = sa.select(_p.mpid).where(_p.mpid == mpid, _p.workspace_id == workspace_id)
-    return conn.execute(stmt).first() is not None
+    return _PROFILE_HEAD.first(conn, {"mpid": mpid, "ws": workspace_id}) is not None
 
 
 def mpid_taken(conn: Connection, mpid: int) -> bool:
-    return conn.execute(sa.select(_p.mpid).where(_p.mpid == mpid)).first() is not None
+    return _MPID_TAKEN.first(conn, {"mpid": mpid}) is not None
 
 
 def add_identity(
@@ -111,17 +133,15 @@ def add_identity(
     unique: bool,
 ) -> None:
     """Attach a value; for a unique type also claim it (IntegrityError if someone holds it)."""
+    row = {
+        "workspace_id": workspace_id,
+        "identity_type": identity_type,
+        "value": value,
+        "mpid": mpid,
+    }
     if unique:
-        conn.execute(
-            sa.insert(identity_unique).values(
-                workspace_id=workspace_id, identity_type=identity_type, value=value, mpid=mpid
-            )
-        )
-    conn.execute(
-        sa.insert(identity_values).values(
-            workspace_id=workspace_id, identity_type=identity_type, value=value, mpid=mpid
-        )
-    )
+        _INSERT_UNIQUE.run(conn, row)
+    _INSERT_VALUE.run(conn, row)
 
 
 def remove_identity(
@@ -142,17 +162,10 @@ def touch(
     conn: Connection, workspace_id: int, mpids: Iterable[int], now_ms: int, min_age_ms: int = 0
 ) -> None:
     """Record activity; with ``min_age_ms`` only on profiles not seen for that long."""
-    ids = list(mpids)
-    if ids:
-        conn.execute(
-            sa.update(identity_profiles)
-            .where(
-                _p.workspace_id == workspace_id,
-                _p.mpid.in_(ids),
-                _p.last_seen_ms < now_ms - min_age_ms,
-            )
-            .values(last_seen_ms=now_ms)
-        )
+    params = [
+        {"now": now_ms, "ws": workspace_id, "mpid": m, "before": now_ms - min_age_ms} for m in mpids
+    ]
+    _TOUCH.run_many(conn, params)
 
 
 def set_created(conn: Connection, workspace_id: int, mpid: int, created_ms: int) -> None:

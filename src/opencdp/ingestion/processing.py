@@ -42,16 +42,26 @@ class ProcessingService:
             return store.partitions_with_work(conn)
 
     def process_partition(self, partition: int, owner: str) -> int:
-        """Apply the partition's next chunk if we hold (or can take) its lease.
+        return self.process_partitions([partition], owner)
 
-        Returns the number of batches applied; 0 when there was nothing to do or another
-        worker holds the partition.
+    def process_partitions(self, partitions: list[int], owner: str) -> int:
+        """Apply the next batches of these partitions in one transaction, if we hold (or can
+        take) their leases. Returns the number of batches applied.
+
+        Several partitions share a transaction so that the commit (an fsync) is paid per
+        chunk of ``chunk_size`` batches, not per partition; order within each partition is
+        kept, and batches of one user are always in one partition.
         """
         now = self._clock.now_ms()
         with self._db.write() as tx:
-            if not store.claim_lease(tx, partition, owner, now, self._ttl):
-                return 0
-            rows = store.fetch_pending(tx, partition, self._chunk)
+            rows: list[store.InboxRow] = []
+            for partition in partitions:
+                budget = self._chunk - len(rows)
+                if budget <= 0:
+                    break
+                if not store.claim_lease(tx, partition, owner, now, self._ttl):
+                    continue
+                rows.extend(store.fetch_pending(tx, partition, budget))
             if not rows:
                 return 0
             items: list[WorkItem] = []

@@ -38,8 +38,10 @@ class Worker:
         idle_ms: int = 20,
         jobs: list[PeriodicJob] | None = None,
         owner: str | None = None,
+        partitions_per_txn: int = 16,
     ) -> None:
         self._processing = processing
+        self._partitions_per_txn = partitions_per_txn
         self._idle = idle_ms / 1000.0
         self.jobs = list(jobs or [])
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -49,10 +51,12 @@ class Worker:
     def run_once(self) -> int:
         """One pass over every partition with pending work; returns batches applied."""
         done = 0
-        for partition in self._processing.partitions_with_work():
+        pending = self._processing.partitions_with_work()
+        step = self._partitions_per_txn
+        for i in range(0, len(pending), step):
             if self._stop.is_set():
                 break
-            done += self._processing.process_partition(partition, self.owner)
+            done += self._processing.process_partitions(pending[i : i + step], self.owner)
         self._run_due_jobs()
         return done
 

@@ -1,0 +1,91 @@
+"""Hand-written statements for hot paths, run on the transaction's own DBAPI cursor.
+
+SQLAlchemy Core costs tens of microseconds per execution before the database sees anything;
+on the worker's and IDSync's hot paths that overhead was most of the time (profiled in
+bench/README.md). A ``Sql`` is written once with ``:name`` placeholders, translated per dialect
+once, and executed on the connection the caller's transaction already holds, so it joins that
+transaction exactly like a Core statement would. Statements stay in the slices' store modules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+_NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class Sql:
+    __slots__ = ("pg", "sqlite", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sqlite = text  # sqlite3 takes :name natively
+        self.pg = _NAMED.sub(r"%(\1)s", text.replace("%", "%%"))
+
+    def _cursor(self, conn: Connection) -> tuple[Any, str]:
+        sql = self.pg if conn.dialect.name == "postgresql" else self.sqlite
+        return conn.connection.cursor(), sql
+
+    def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+        cur, sql = self._cursor(conn)
+        try:
+            cur.execute(sql, params or {})
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        cur, sql = self._cursor(conn)
+        try:
+            cur.execute(sql, params or {})
+            return cur.fetchone()
+        finally:
+            cur.close()
+
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
+        cur, sql = self._cursor(conn)
+        try:
+            cur.execute(sql, params or {})
+            return int(cur.rowcount)
+        finally:
+            cur.close()
+
+    def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        if not params:
+            return
+        cur, sql = self._cursor(conn)
+        try:
+            cur.executemany(sql, params)
+        finally:
+            cur.close()
+
+
+class savepoint:
+    """A SAVEPOINT on the raw connection: rolled back to on error, released on success.
+
+    Cheaper than ``Connection.begin_nested()`` on the hot path, and equally part of the
+    caller's transaction.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        cur = self._conn.connection.cursor()
+        cur.execute("SAVEPOINT opencdp_sp")
+        cur.close()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        cur = self._conn.connection.cursor()
+        try:
+            if exc_type is not None:
+                cur.execute("ROLLBACK TO SAVEPOINT opencdp_sp")
+            cur.execute("RELEASE SAVEPOINT opencdp_sp")
+        finally:
+            cur.close()
