@@ -185,7 +185,7 @@ class ProfileService:
         heads: list[store.Head] = []
         values: dict[tuple[int, int, ValueKind, str], ValueWrite] = {}
         identities: dict[tuple[int, int, IdentityType], IdentityWrite] = {}
-        for ws, group in by_workspace.items():
+        for ws, group in sorted(by_workspace.items()):
             cutoff = now_ms - self.lifetime_ms(ws)
             existing = store.lock_heads(tx, ws, [u.mpid for u in group])
             expired = [m for m, h in existing.items() if h.last_activity_ms < cutoff]
@@ -214,9 +214,10 @@ class ProfileService:
                     )
                     for reason, count in update.limits.items():
                         self._metrics.limits_applied.labels(reason).inc(count)
-        store.upsert_heads(tx, heads)
-        store.upsert_values(tx, ((k[0], k[1], w) for k, w in values.items()))
-        store.upsert_identities(tx, ((k[0], k[1], w) for k, w in identities.items()))
+        # Rows are written in key order so concurrent workers take row locks in the same order.
+        store.upsert_heads(tx, sorted(heads, key=lambda h: (h.workspace_id, h.mpid)))
+        store.upsert_values(tx, [(k[0], k[1], values[k]) for k in sorted(values)])
+        store.upsert_identities(tx, [(k[0], k[1], identities[k]) for k in sorted(identities)])
 
     def sweep_expired(self) -> int:
         """Delete every profile inactive for longer than its workspace's lifetime; returns how
