@@ -141,6 +141,7 @@ def build_runtime(
         metrics=metrics,
         partitions=partitions,
         rate_limiter=RateLimiter(rate_per_s=settings.rate_limit_batches_per_s, clock=clock),
+        tenancy=tenancy,
     )
     tokens = TokenService(
         tenancy=tenancy, clock=clock, key=signing_key(settings.token_secret, tenancy)

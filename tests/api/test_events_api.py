@@ -225,3 +225,15 @@ def test_gzip_body_is_accepted(app: App) -> None:
     raw = gzip.compress(json.dumps(batch()).encode())
     headers = {**app.basic(), "Content-Encoding": "gzip", "Content-Type": "application/json"}
     assert app.client.post("/v2/events", content=raw, headers=headers).status_code == 202
+
+
+def test_workspace_rate_limit_setting_overrides_the_default(app: App) -> None:
+    app.runtime.tenancy.update_workspace_settings(
+        app.creds.workspace_id, {"rate_limit_batches_per_s": 1}
+    )
+    statuses = [
+        app.client.post("/v2/events", json=batch(), headers=app.basic()).status_code
+        for _ in range(3)
+    ]
+    assert statuses[0] == 202
+    assert 429 in statuses

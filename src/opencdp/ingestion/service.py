@@ -22,6 +22,7 @@ from opencdp.events.schema import Batch, decode_batch, decode_bulk, encode_batch
 from opencdp.ingestion.group_commit import GroupCommitter
 from opencdp.ingestion.partition import partition_for
 from opencdp.tenancy.model import Principal
+from opencdp.tenancy.service import TenancyService
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,14 @@ class IngestionService:
         metrics: Metrics,
         partitions: int,
         rate_limiter: RateLimiter,
+        tenancy: TenancyService | None = None,
     ) -> None:
         self._clock = clock
         self._committer = committer
         self._metrics = metrics
         self._partitions = partitions
         self._rate = rate_limiter
+        self._tenancy = tenancy
 
     # -- the hot path ----------------------------------------------------------------------
     async def accept(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
@@ -143,12 +146,24 @@ class IngestionService:
             if all(r.reason == "batch_too_large" for r in result.rejected):
                 raise PayloadTooLarge(_summary(result.rejected))
             raise BadRequest(_summary(result.rejected))
-        self._rate.take(principal.workspace_id, len(rows), scope="workspace")
+        self._rate.take(
+            principal.workspace_id,
+            len(rows),
+            scope="workspace",
+            rate=self._workspace_rate(principal.workspace_id),
+        )
         result.accepted = len(rows)
         result.events = sum(len(b.events or ()) for b in good)
         return result, self._committer.submit(rows)
 
     # -- helpers ---------------------------------------------------------------------------
+    def _workspace_rate(self, workspace_id: int) -> float | None:
+        """A workspace's own ``rate_limit_batches_per_s`` setting, if it has one."""
+        if self._tenancy is None:
+            return None
+        value = self._tenancy.workspace(workspace_id).settings.get("rate_limit_batches_per_s")
+        return None if value is None else float(value)
+
     def _decode_single(self, body: bytes, route: Route) -> Batch | BadRequest:
         try:
             return decode_batch(body)
