@@ -17,9 +17,11 @@ venv: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/opencdp serve
 
+LINT_DIRS := src tests $(wildcard bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
