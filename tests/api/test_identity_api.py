@@ -13,8 +13,12 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.routing import Route
 
+from opencdp.api.errors import ALIAS, IDSYNC, Family, status_of
+from opencdp.core import errors as e
 from opencdp.events import store as event_store
 from tests.conftest import App
 from tests.support.batches import batch
@@ -441,3 +445,52 @@ def test_every_route_is_in_the_openapi_document(app: App) -> None:
         for method in route.methods or ():
             if method not in ("HEAD", "OPTIONS"):
                 assert method.lower() in spec[route.path], (method, route.path)
+
+
+# -- robustness -------------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_known_names = st.sampled_from(["customerid", "email", "other3", "ios_idfa", "bogus", ""])
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    known=st.dictionaries(_known_names, st.none() | st.text(max_size=6) | _json_values, max_size=3)
+    | _json_values,
+    previous=_json_values,
+    extra=st.dictionaries(st.sampled_from(["environment", "context", "client_sdk"]), _json_values),
+)
+def test_no_body_makes_identify_or_modify_fail_with_a_500(
+    app: App, known: Any, previous: Any, extra: dict[str, Any]
+) -> None:
+    body = {"known_identities": known, "previous_mpid": previous, **extra}
+    r = app.client.post("/identity/v1/identify", json=body, headers=_web(app))
+    assert r.status_code in (200, 400), r.text
+    changes = {
+        "identity_changes": [{"identity_type": "email", "old_value": previous, "new_value": known}]
+    }
+    r = app.client.post("/v1/-1/modify", json={**changes, **extra}, headers=_web(app))
+    assert r.status_code in (400, 404), r.text
+
+
+@pytest.mark.parametrize("family", [IDSYNC, ALIAS], ids=["idsync", "alias"])
+def test_every_error_class_renders_in_the_family_shape(family: Family) -> None:
+    classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.OpenCdpError)]
+    for cls in classes:
+        exc = cls("why", retry_after=3, scope="workspace") if cls is e.RateLimited else cls("why")
+        response = family.response(exc)
+        assert response.media_type == "application/json"
+        doc = json.loads(bytes(response.body))
+        code = doc["code"]
+        assert doc == {"errors": [{"code": code, "message": "why"}], "code": code, "message": "why"}
+        assert code == family.codes.get(response.status_code, "INTERNAL_ERROR")
+        assert response.status_code == (status_of(exc) if cls is not e.OpenCdpError else 500)
+    assert json.loads(bytes(family.internal_error().body))["code"] == "INTERNAL_ERROR"
