@@ -78,14 +78,14 @@ def routes(ctx: ApiContext) -> list[Route]:
     async def alias(request: Request) -> Response:
         body = await read_body(request, MAX_BODY_BYTES)
         principal = authenticate(ctx, request, body, path_key=request.path_params["apiKey"])
-        a = decode_alias_request(body, now_ms=ctx.clock.now_ms())
+        alias_request = decode_alias_request(body, now_ms=ctx.clock.now_ms())
         await run_in_threadpool(
             service.alias,
             principal.workspace_id,
-            source_mpid=a.source_mpid,
-            destination_mpid=a.destination_mpid,
-            start_ms=a.start_ms,
-            end_ms=a.end_ms,
+            source_mpid=alias_request.source_mpid,
+            destination_mpid=alias_request.destination_mpid,
+            start_ms=alias_request.start_ms,
+            end_ms=alias_request.end_ms,
         )
         return Response(status_code=202)
 
