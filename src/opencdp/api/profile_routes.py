@@ -82,9 +82,9 @@ def routes(ctx: ApiContext) -> list[Route]:
         view = await run_in_threadpool(
             api.by_mpid,
             grant,
-            org_id=p["org_id"],
-            account_id=p["account_id"],
-            workspace_id=p["workspace_id"],
+            org_id=p["orgId"],
+            account_id=p["accountId"],
+            workspace_id=p["workspaceId"],
             mpid=p["mpid"],
             fields=request.query_params.get("fields"),
         )
@@ -98,9 +98,9 @@ def routes(ctx: ApiContext) -> list[Route]:
         view = await run_in_threadpool(
             api.resolve,
             grant,
-            org_id=p["org_id"],
-            account_id=p["account_id"],
-            workspace_id=p["workspace_id"],
+            org_id=p["orgId"],
+            account_id=p["accountId"],
+            workspace_id=p["workspaceId"],
             request=body,
             fields=request.query_params.get("fields"),
         )
@@ -109,12 +109,12 @@ def routes(ctx: ApiContext) -> list[Route]:
     return [
         # First: "resolve/1/2/3" would otherwise also match the by-MPID pattern.
         Route(
-            "/userprofile/v1/resolve/{org_id}/{account_id}/{workspace_id}",
+            "/userprofile/v1/resolve/{orgId}/{accountId}/{workspaceId}",
             resolve,
             methods=["POST"],
         ),
         Route(
-            "/userprofile/v1/{org_id}/{account_id}/{workspace_id}/{mpid}",
+            "/userprofile/v1/{orgId}/{accountId}/{workspaceId}/{mpid}",
             by_mpid,
             methods=["GET", "POST"],
         ),

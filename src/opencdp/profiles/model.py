@@ -434,9 +434,10 @@ class ProfileView:
 
 
 def registers_view(
-    rows: Sequence[tuple[ValueKind, str, str | None]],
+    rows: Sequence[tuple[str, str, str | None]],
 ) -> tuple[dict[str, FormattedValue], dict[ProfileField, Any]]:
-    """Split stored ``(kind, name, encoded)`` rows into live attributes and profile fields."""
+    """Split stored ``(kind, name, encoded)`` rows into live attributes and profile fields
+    (``kind`` is a ``ValueKind`` or its string value)."""
     attributes: dict[str, FormattedValue] = {}
     fields: dict[ProfileField, Any] = {}
     for kind, name, encoded in rows:

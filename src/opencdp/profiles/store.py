@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from opencdp.core.dialect import lock_for_update_skip_locked
+from opencdp.core.sql import Sql
 from opencdp.profiles.model import IdentityWrite, ValueKind, ValueWrite
 from opencdp.profiles.tables import user_profile_identities, user_profile_values, user_profiles
 
@@ -62,11 +63,16 @@ _HEAD_COLS = (
 # --- heads ------------------------------------------------------------------------------------
 
 
+_HEAD = Sql(
+    "SELECT created_ms, last_stored_ms, last_activity_ms FROM user_profiles"
+    " WHERE workspace_id = :ws AND mpid = :mpid"
+)
+
+
 def head(conn: Connection, workspace_id: int, mpid: int) -> Head | None:
-    row = conn.execute(
-        sa.select(*_HEAD_COLS).where(_heads.workspace_id == workspace_id, _heads.mpid == mpid)
-    ).first()
-    return None if row is None else _head_of(row)
+    """One profile's head (a hand-written statement: this is the Profile API's hot path)."""
+    row = _HEAD.first(conn, {"ws": workspace_id, "mpid": mpid})
+    return None if row is None else Head(workspace_id, mpid, row[0], row[1], row[2])
 
 
 def lock_heads(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> dict[int, Head]:
@@ -198,16 +204,16 @@ def registers(conn: Connection, workspace_id: int, mpid: int) -> list[ValueWrite
     return [ValueWrite(ValueKind(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def live_values(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[ValueKind, str, str]]:
-    """``(kind, name, encoded)`` of a profile's registers that hold a value (no tombstones)."""
-    rows = conn.execute(
-        sa.select(_values.kind, _values.name, _values.value).where(
-            _values.workspace_id == workspace_id,
-            _values.mpid == mpid,
-            _values.value.is_not(None),
-        )
-    )
-    return [(ValueKind(r[0]), r[1], r[2]) for r in rows]
+_LIVE_VALUES = Sql(
+    "SELECT kind, name, value FROM user_profile_values"
+    " WHERE workspace_id = :ws AND mpid = :mpid AND value IS NOT NULL"
+)
+
+
+def live_values(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[str, str, str]]:
+    """``(kind, name, encoded)`` of a profile's registers that hold a value (no tombstones);
+    ``kind`` is a ``ValueKind`` value. Hand-written: the Profile API's hot path."""
+    return [tuple(r) for r in _LIVE_VALUES.rows(conn, {"ws": workspace_id, "mpid": mpid})]  # type: ignore[misc]
 
 
 # --- identities (local directory only) --------------------------------------------------------
