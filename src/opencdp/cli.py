@@ -51,6 +51,24 @@ def _parser() -> argparse.ArgumentParser:
     p_client.add_argument("--workspace", type=int, action="append", default=[], required=True)
     p_client.add_argument("--name", default="client")
     p_client.add_argument("--no-platform", action="store_true", help="no Platform API access")
+    p_strategy = sub.add_parser("set-identity-strategy", help="choose a workspace's strategy")
+    _store_args(p_strategy)
+    p_strategy.add_argument("--workspace", type=int, required=True)
+    p_strategy.add_argument(
+        "--strategy",
+        required=True,
+        choices=[
+            "default",
+            "profile_conversion",
+            "profile_link",
+            "profile_isolation",
+            "best_match",
+        ],
+    )
+    for name in ("login", "unique", "immutable"):
+        p_strategy.add_argument(f"--{name}-identities", default=None, help="comma-separated")
+    p_strategy.add_argument("--identity-priority", default=None, help="comma-separated")
+    p_strategy.add_argument("--alias-allowed", choices=["true", "false"], default=None)
     return parser
 
 
@@ -100,9 +118,36 @@ def main(argv: list[str] | None = None) -> int:
         )
         _print_json({"client_id": client_id, "client_secret": secret})
         return 0
+    if args.command == "set-identity-strategy":
+        return _set_strategy(settings, args)
     if args.command == "worker":
         return _run_worker(settings)
     return _serve(settings)
+
+
+def _set_strategy(settings: config.Settings, args: argparse.Namespace) -> int:
+    from opencdp.app import build_runtime
+    from opencdp.core.errors import OpenCdpError
+
+    rt = build_runtime(settings)
+    raw: dict[str, Any] = {"strategy": args.strategy}
+    for key, value in (
+        ("login_identities", args.login_identities),
+        ("unique_identities", args.unique_identities),
+        ("immutable_identities", args.immutable_identities),
+        ("identity_priority", args.identity_priority),
+    ):
+        if value is not None:
+            raw[key] = [v.strip() for v in value.split(",") if v.strip()]
+    if args.alias_allowed is not None:
+        raw["alias_allowed"] = args.alias_allowed == "true"
+    try:
+        rt.services["identity"].configure(args.workspace, raw)
+    except OpenCdpError as exc:
+        sys.stderr.write(f"opencdp: {exc.message}\n")
+        return 2
+    _print_json({"workspace_id": args.workspace, "identity": raw})
+    return 0
 
 
 def _serve(settings: config.Settings) -> int:

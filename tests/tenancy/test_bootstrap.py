@@ -65,3 +65,53 @@ def test_cli_init_json_prints_the_same_object_twice(tmp_path: Path, database_url
     }
     assert all(isinstance(doc[k], int) for k in ("org_id", "account_id", "workspace_id"))
     assert stat.S_IMODE((tmp_path / "credentials.json").stat().st_mode) == 0o600
+
+
+def test_cli_sets_and_validates_the_identity_strategy(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENCDP_LOG_LEVEL": "WARNING"}
+    base = [sys.executable, "-m", "opencdp.cli"]
+    init = subprocess.run(
+        [*base, "init", "--json", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    ws = str(json.loads(init.stdout)["workspace_id"])
+    ok = subprocess.run(
+        [
+            *base,
+            "set-identity-strategy",
+            "--data-dir",
+            str(tmp_path),
+            "--workspace",
+            ws,
+            "--strategy",
+            "profile_link",
+            "--login-identities",
+            "customerid,email",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(
+        [
+            *base,
+            "set-identity-strategy",
+            "--data-dir",
+            str(tmp_path),
+            "--workspace",
+            ws,
+            "--strategy",
+            "best_match",
+            "--login-identities",
+            "email",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert "best_match" in bad.stderr or "best match" in bad.stderr

@@ -102,6 +102,12 @@ class IdentityService:
         self._configs[workspace_id] = (ws, config)
         return config
 
+    def configure(self, workspace_id: int, raw: dict[str, Any]) -> StrategyConfig:
+        """Validate and store a workspace's identity strategy (``settings["identity"]``)."""
+        config = strategy_config({"identity": raw})
+        self._tenancy.update_workspace_settings(workspace_id, {"identity": raw})
+        return config
+
     # -- the IDSync calls ------------------------------------------------------------------
     def identify(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
         config = self.config_for(workspace_id)
