@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 from collections.abc import Iterator
 
 import pytest
 
+from opencdp.api.errors import OAUTH
 from opencdp.app import build_runtime
+from opencdp.core import errors as e
 from opencdp.core.clock import FrozenClock
 from opencdp.core.config import Settings
 from opencdp.core.errors import Unauthenticated
@@ -195,3 +198,22 @@ def test_a_configured_token_secret_is_the_key(settings: Settings, clock: FrozenC
     verify_token(tok, key=derive_key("s3cret"), now_ms=T0)
     with pytest.raises(Unauthenticated):
         verify_token(tok, key=derive_key("other"), now_ms=T0)
+
+
+def test_every_error_class_renders_as_an_oauth_error() -> None:
+    classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.OpenCdpError)]
+    for cls in classes:
+        exc = cls("why", retry_after=3, scope="account") if cls is e.RateLimited else cls("why")
+        response = OAUTH.response(exc)
+        assert response.media_type == "application/json"
+        assert response.headers["cache-control"] == "no-store"
+        doc = json.loads(bytes(response.body))
+        assert set(doc) == {"error", "error_description"} and doc["error_description"] == "why"
+        assert doc["error"] in {
+            "invalid_request",
+            "invalid_client",
+            "unauthorized_client",
+            "temporarily_unavailable",
+            "server_error",
+        }
+    assert json.loads(bytes(OAUTH.internal_error().body))["error"] == "server_error"

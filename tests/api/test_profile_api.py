@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from opencdp.api.errors import PROFILE, status_of
+from opencdp.core import errors as e
 from opencdp.core.clock import FrozenClock
 from opencdp.core.config import Settings
 from opencdp.identity.types import IdentityType
@@ -366,3 +369,15 @@ def test_the_openapi_description_lists_the_endpoints(papp: App) -> None:
     assert "/oauth/token" in paths
     assert set(paths["/userprofile/v1/{orgId}/{accountId}/{workspaceId}/{mpid}"]) == {"get", "post"}
     assert "post" in paths["/userprofile/v1/resolve/{orgId}/{accountId}/{workspaceId}"]
+
+
+def test_every_error_class_renders_in_the_profile_shape() -> None:
+    classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.OpenCdpError)]
+    for cls in classes:
+        exc = cls("why", retry_after=3, scope="account") if cls is e.RateLimited else cls("why")
+        response = PROFILE.response(exc)
+        assert response.media_type == "application/json"
+        doc = json.loads(bytes(response.body))
+        code = PROFILE.codes.get(response.status_code, "INTERNAL_ERROR")
+        assert doc == {"errors": [{"code": code, "message": "why"}]}
+        assert response.status_code == (status_of(exc) if cls is not e.OpenCdpError else 500)
