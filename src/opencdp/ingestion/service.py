@@ -6,9 +6,7 @@ CPU work plus one hand-off to the group committer, so it stays on the hot path's
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -71,23 +69,24 @@ class IngestionService:
     # -- the hot path ----------------------------------------------------------------------
     async def accept(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
         """Validate and durably store; raises BadRequest when nothing in the body is usable."""
-        result, future = self.prepare(principal, body, route)
-        if future is not None:
-            await asyncio.wrap_future(future)
+        result, rows = self.prepare(principal, body, route)
+        if rows:
+            await self._committer.submit_async(rows)
         self._count_accepted(route, result)
         return result
 
     def accept_sync(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
         """The same for callers outside an event loop (tests, importers)."""
-        result, future = self.prepare(principal, body, route)
-        if future is not None:
-            future.result()
+        result, rows = self.prepare(principal, body, route)
+        if rows:
+            self._committer.submit(rows).result()
         self._count_accepted(route, result)
         return result
 
     def prepare(
         self, principal: Principal, body: bytes, route: Route
-    ) -> tuple[AcceptResult, Future[None] | None]:
+    ) -> tuple[AcceptResult, list[dict[str, Any]]]:
+        """Validate and build the inbox rows; the caller commits them (sync or async)."""
         now = self._clock.now_ms()
         if len(body) > limits.MAX_REQUEST_BYTES:
             self._reject_all(route, "request_too_large")
@@ -141,7 +140,7 @@ class IngestionService:
         if not rows and route is Route.WEB:
             # The Web SDK retries a 400 forever; a batch we will never take is answered 202
             # and counted as rejected instead (docs/adr/0002).
-            return result, None
+            return result, []
         if not rows:
             if all(r.reason == "batch_too_large" for r in result.rejected):
                 raise PayloadTooLarge(_summary(result.rejected))
@@ -154,7 +153,7 @@ class IngestionService:
         )
         result.accepted = len(rows)
         result.events = sum(len(b.events or ()) for b in good)
-        return result, self._committer.submit(rows)
+        return result, rows
 
     # -- helpers ---------------------------------------------------------------------------
     def _workspace_rate(self, workspace_id: int) -> float | None:
