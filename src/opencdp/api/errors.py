@@ -50,19 +50,19 @@ class Family:
     shape: Callable[[str, str, int], object]
     extra_headers: dict[str, str] = field(default_factory=dict)
 
-    def response(self, exc: e.OpenCdpError) -> Response:
+    def render(self, exc: e.OpenCdpError) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, JSON body) of the wire error for ``exc``: the one place."""
         status = status_of(exc)
         code = self.codes.get(status, "INTERNAL_ERROR")
         headers = dict(self.extra_headers)
         if isinstance(exc, e.RateLimited):
             headers["Retry-After"] = str(int(exc.retry_after))
             headers["X-mp-rate-limit-exceeded"] = exc.scope
-        return Response(
-            _encode(self.shape(code, exc.message, status)),
-            status_code=status,
-            media_type="application/json",
-            headers=headers,
-        )
+        return status, headers, _encode(self.shape(code, exc.message, status))
+
+    def response(self, exc: e.OpenCdpError) -> Response:
+        status, headers, body = self.render(exc)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     def internal_error(self) -> Response:
         return Response(

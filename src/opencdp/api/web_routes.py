@@ -63,7 +63,10 @@ def routes(ctx: ApiContext) -> list[Route]:
         body = await read_body(request, MAX_REQUEST_BYTES)
         # Route.WEB answers a batch it will never take with 202 and counts it as rejected:
         # the Web SDK would re-send it forever after a 400 (docs/adr/0002).
-        return accepted(await ctx.ingestion.accept(principal, body, IngestRoute.WEB))
+        status, payload = accepted(await ctx.ingestion.accept(principal, body, IngestRoute.WEB))
+        return Response(
+            payload, status_code=status, media_type="application/json" if payload else None
+        )
 
     @family_endpoint(EVENTS, ctx.count_error)
     async def config(request: Request) -> Response:
