@@ -183,3 +183,16 @@ def build_runtime(
         },
         route_factories=[oauth_routes.routes, profile_routes.routes],
     )
+
+
+def asgi_from_env() -> Starlette:
+    """Application factory for ``serve --api-processes N``: each process builds its own
+    runtime from the ``OPENCDP_*`` variables the parent set (the parent already migrated and
+    bootstrapped the store)."""
+    from opencdp.core.config import from_env
+    from opencdp.core.logging import configure
+
+    settings = from_env()
+    configure(settings.log_level, settings.log_format)
+    runtime = build_runtime(settings, migrate_schema=False)
+    return runtime.asgi(run_worker=not settings.no_worker)

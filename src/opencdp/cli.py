@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", default=None)
     p_serve.add_argument("--port", type=int, default=None)
     p_serve.add_argument("--no-worker", action="store_true", default=None)
+    p_serve.add_argument("--api-processes", type=int, default=None, help="HTTP processes (1)")
     _store_args(p_serve)
 
     p_worker = sub.add_parser("worker", help="run processing alone")
@@ -80,6 +82,7 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         no_worker=getattr(args, "no_worker", None),
+        api_processes=getattr(args, "api_processes", None),
     )
 
 
@@ -170,15 +173,25 @@ def _serve(settings: config.Settings) -> int:
         f"opencdp: serving on http://{settings.host}:{settings.port} "
         f"(credentials in {path.resolve()})\n"
     )
-    uvicorn.run(
-        rt.asgi(run_worker=not settings.no_worker),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.api_processes > 1:
+        rt.db.dispose()
+        os.environ.update(config.to_env(settings))
+        uvicorn.run(
+            "opencdp.app:asgi_from_env",
+            factory=True,
+            workers=settings.api_processes,
+            **options,
+        )
+        return 0
+    uvicorn.run(rt.asgi(run_worker=not settings.no_worker), **options)
     return 0
 
 

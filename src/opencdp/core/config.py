@@ -33,6 +33,13 @@ class Settings:
     no_worker: bool = field(
         default=False, metadata={"doc": "Run only the HTTP API (no processing worker)."}
     )
+    api_processes: int = field(
+        default=1,
+        metadata={
+            "doc": "HTTP API processes for `serve` (each a full API; use one per core). "
+            "With more than one, the worker runs in every process and leases keep it single."
+        },
+    )
     partitions: int = field(
         default=64, metadata={"doc": "Inbox partition count (power of two; fixed per store)."}
     )
@@ -98,6 +105,17 @@ def _coerce(kind: Any, raw: str) -> Any:
     if kind in (Path, "Path"):
         return Path(raw)
     return raw
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The ``OPENCDP_*`` variables that rebuild ``settings`` in a child process."""
+    out: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        out[ENV_PREFIX + f.name.upper()] = (
+            ("true" if value else "false") if isinstance(value, bool) else str(value)
+        )
+    return out
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
