@@ -131,24 +131,55 @@ class GroupCommitter:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        while True:
             item = self._queue.get()
             if item is _STOP:
+                return
+            if not self._commit_from(item):
+                return
+
+    def _take_more(self, group: list[tuple[Rows, Waiter]], n: int) -> tuple[int, bool]:
+        """Add what is queued now to ``group``; returns (rows, whether STOP was seen)."""
+        while n < self._max_rows:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
                 break
-            group = [item]
-            n = len(item[0])
-            while n < self._max_rows:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                group.append(nxt)
-                n += len(nxt[0])
-            self._commit(group, n)
+            if nxt is _STOP:
+                return n, True
+            group.append(nxt)
+            n += len(nxt[0])
+        return n, False
+
+    def _commit_from(self, first: tuple[Rows, Waiter]) -> bool:
+        """Commit ``first`` and everything queued by the time the write lock is ours.
+
+        The group is closed only after the transaction has begun: while this thread waits for
+        the lock (another process, or the worker, is writing) requests keep queueing and ride
+        along in the same commit. Returns False once STOP was seen.
+        """
+        group = [first]
+        n = len(first[0])
+        stopping = False
+        try:
+            with self._db.write() as conn:
+                n, stopping = self._take_more(group, n)
+                all_rows: list[dict[str, Any]] = []
+                for rows, _ in group:
+                    all_rows.extend(rows)
+                self._write(conn, all_rows)
+        except Exception:
+            if len(group) == 1:
+                logger.exception("inbox.commit_failed", extra={"rows": n})
+                _settle(group, Unavailable("could not store the batch; retry"))
+            else:
+                for single in group:  # isolate the poisoned submission
+                    self._commit([single], len(single[0]))
+            return not stopping
+        if self._on_commit is not None:
+            self._on_commit(len(group), n)
+        _settle(group, None)
+        return not stopping
 
     def _commit(self, group: list[tuple[Rows, Waiter]], n: int) -> None:
         try:
