@@ -36,8 +36,8 @@ class Settings:
     api_processes: int = field(
         default=1,
         metadata={
-            "doc": "HTTP API processes for `serve` (each a full API; use one per core). "
-            "With more than one, the worker runs in every process and leases keep it single."
+            "doc": "HTTP API processes for `serve`, for PostgreSQL (one per core). On SQLite "
+            "keep 1: its single writer makes extra processes wait on each other's commits."
         },
     )
     partitions: int = field(
