@@ -1,7 +1,7 @@
 """The identity graph.
 
 Revision ID: 0003
-Revises: 0001 (and 0002 once profiles land: see core/migrate.py)
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
