@@ -123,7 +123,7 @@ def build_runtime(
     steps: list[Step] = [
         ResolveIdentity(identity),
         StoreEvents(),
-        ApplyProfileUpdates(profiles, fallback_to_batch_mpid=False),
+        ApplyProfileUpdates(profiles),
     ]
     steps.extend(extra_steps or [])
     processing = ProcessingService(

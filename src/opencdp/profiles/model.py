@@ -49,12 +49,7 @@ from opencdp.events.schema import (
     UserAttributeChangeEvent,
     UserAttributeValue,
 )
-from opencdp.identity.types import (
-    IdentityType,
-    from_events_device_field,
-    from_events_user_identity,
-    from_profile_api,
-)
+from opencdp.identity.types import IdentityType, from_profile_api
 
 FormattedValue: TypeAlias = str | list[str] | None
 """A user attribute as the Profile API returns it: a string, a list of strings, or null (a tag)."""
@@ -210,20 +205,7 @@ class ValueWrite(msgspec.Struct, frozen=True, gc=False):
         return self.encoded is None
 
 
-class IdentityWrite(msgspec.Struct, frozen=True, gc=False):
-    """An identity seen on a batch (kept only for the local identity directory)."""
-
-    identity_type: IdentityType
-    value: str
-    ts_ms: int
-    tiebreak: int
-
-    @property
-    def order(self) -> tuple[int, int]:
-        return (self.ts_ms, self.tiebreak)
-
-
-def newer(a: ValueWrite | IdentityWrite, b: ValueWrite | IdentityWrite) -> bool:
+def newer(a: ValueWrite, b: ValueWrite) -> bool:
     """True when ``a`` replaces ``b`` (the rule the store's conditional upserts also apply)."""
     return a.order > b.order
 
@@ -250,7 +232,6 @@ class ProfileUpdate:
     received_ms: int
     activity_ms: int
     values: list[ValueWrite]
-    identities: list[IdentityWrite]
     limits: dict[str, int] = field(default_factory=dict)
 
 
@@ -350,24 +331,8 @@ def update_from_batch(
         received_ms=received_ms,
         activity_ms=received_ms,
         values=list(reduced.values()),
-        identities=_identities(batch, at),
         limits=limits,
     )
-
-
-def _identities(batch: Batch, ts_ms: int) -> list[IdentityWrite]:
-    out: list[IdentityWrite] = []
-    for name, value in batch.identities_dict().items():
-        try:
-            t = from_events_user_identity(name)
-        except BadRequest:  # the batch decoder only yields known names; never fail a batch
-            continue
-        out.append(IdentityWrite(t, value, ts_ms, tiebreak_of(value)))
-    for name, value in batch.device_identities_dict().items():
-        device_type = from_events_device_field(name)
-        if device_type is not None:
-            out.append(IdentityWrite(device_type, value, ts_ms, tiebreak_of(value)))
-    return out
 
 
 # --- Lifetime ---------------------------------------------------------------------------------

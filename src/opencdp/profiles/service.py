@@ -2,9 +2,8 @@
 
 ``ProfileService`` is the write side (the pipeline step and the expiry sweep call it);
 ``ProfileApi`` is the read side behind ``/userprofile/v1``. Identities and MPID creation belong
-to the identity slice; the Profile API reads them through the ``IdentityDirectory`` protocol.
-Until the identity slice provides one, ``LocalIdentityDirectory`` answers from the identities
-our own step recorded from batches.
+to the identity slice; the Profile API reads them through the ``IdentityDirectory`` protocol,
+which ``GraphIdentityDirectory`` implements over the identity graph.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from opencdp.identity.types import (
 from opencdp.profiles import store
 from opencdp.profiles.model import (
     DAY_MS,
-    IdentityWrite,
     ProfileField,
     ProfileUpdate,
     ProfileView,
@@ -80,42 +78,6 @@ class IdentityDirectory(Protocol):
     def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
         """The MPID holding ``value`` for ``identity_type`` (an Identity API name)."""
         ...
-
-
-class LocalIdentityDirectory:
-    """Stop-gap directory over the identities batches carried (``user_profile_identities``).
-
-    It knows only MPIDs our pipeline step has seen, holds no identity graph, and resolves an
-    identity to the profile that carried it most recently. The composition root replaces it
-    with the identity slice's directory once that exists.
-    """
-
-    def __init__(self, *, db: Database) -> None:
-        self._db = db
-
-    def profile(self, workspace_id: int, mpid: int) -> ProfileIdentity | None:
-        with self._db.read() as conn:
-            head = store.head(conn, workspace_id, mpid)
-            if head is None:
-                return None
-            pairs = store.identities(conn, workspace_id, mpid)
-        users: list[tuple[str, str]] = []
-        devices: list[tuple[str, str]] = []
-        for name, value in sorted(pairs, key=lambda p: _TYPE_ORDER.get(p[0], 999)):
-            t = IdentityType(name)
-            (users if t.is_user else devices).append((to_identity_api(t), value))
-        return ProfileIdentity(
-            mpid=mpid,
-            created_ms=head.created_ms,
-            last_seen_ms=head.last_activity_ms,
-            user_identities=tuple(users),
-            device_identities=tuple(devices),
-        )
-
-    def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
-        canonical = from_identity_api(identity_type).value
-        with self._db.read() as conn:
-            return store.mpid_for_identity(conn, workspace_id, canonical, value)
 
 
 _TYPE_ORDER = {t.value: i for i, t in enumerate(IdentityType)}
@@ -184,7 +146,6 @@ class ProfileService:
             by_workspace[update.workspace_id].append(update)
         heads: list[store.Head] = []
         values: dict[tuple[int, int, ValueKind, str], ValueWrite] = {}
-        identities: dict[tuple[int, int, IdentityType], IdentityWrite] = {}
         for ws, group in sorted(by_workspace.items()):
             cutoff = now_ms - self.lifetime_ms(ws)
             existing = store.lock_heads(tx, ws, [u.mpid for u in group])
@@ -209,15 +170,11 @@ class ProfileService:
                 )
                 for update in mine:
                     _reduce(values, [((ws, mpid, w.kind, w.name), w) for w in update.values])
-                    _reduce(
-                        identities, [((ws, mpid, w.identity_type), w) for w in update.identities]
-                    )
                     for reason, count in update.limits.items():
                         self._metrics.limits_applied.labels(reason).inc(count)
         # Rows are written in key order so concurrent workers take row locks in the same order.
         store.upsert_heads(tx, sorted(heads, key=lambda h: (h.workspace_id, h.mpid)))
         store.upsert_values(tx, [(k[0], k[1], values[k]) for k in sorted(values)])
-        store.upsert_identities(tx, [(k[0], k[1], identities[k]) for k in sorted(identities)])
 
     def sweep_expired(self) -> int:
         """Delete every profile inactive for longer than its workspace's lifetime; returns how
@@ -237,10 +194,7 @@ class ProfileService:
         return total
 
 
-_W = TypeVar("_W", ValueWrite, IdentityWrite)
-
-
-def _reduce(into: dict[_K, _W], pairs: Iterable[tuple[_K, _W]]) -> None:
+def _reduce(into: dict[_K, ValueWrite], pairs: Iterable[tuple[_K, ValueWrite]]) -> None:
     """Keep the newest write per key (PostgreSQL refuses two updates of one row per statement)."""
     for key, write in pairs:
         old = into.get(key)

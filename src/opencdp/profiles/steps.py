@@ -33,35 +33,26 @@ class BatchItem(Protocol):
     def batch(self) -> Batch: ...
 
 
-def profile_mpid(item: BatchItem, *, fallback_to_batch_mpid: bool) -> int | None:
-    """The profile a batch belongs to: the MPID identity resolution chose (set by the identity
-    step, which runs earlier), else, if allowed, the batch's own ``mpid``. 0 means "no user",
-    as in the SDKs."""
-    if item.mpid is not None:
-        return item.mpid or None
-    return (item.batch.mpid or None) if fallback_to_batch_mpid else None
-
-
 class ApplyProfileUpdates:
     """Merge each batch's user attributes, deletions, attribute-change and opt-out events, and
-    device flags into its profile. Batches without a profile (no MPID) are skipped.
+    device flags into its profile.
 
-    ``fallback_to_batch_mpid`` lets a pipeline without an identity step use the batch's own
-    ``mpid``. With the identity step present it must be off: that step leaves ``mpid`` unset on
-    purpose when it refuses a batch (an MPID that belongs to another workspace).
+    The profile is the MPID the identity step (which runs earlier) chose. Batches it left
+    without one are skipped: no identities and no ``mpid``, or an ``mpid`` that belongs to
+    another workspace. The batch's own ``mpid`` is never used directly, so every profile this
+    step writes has an identity record.
     """
 
     name = "apply_profile"
 
-    def __init__(self, profiles: ProfileService, *, fallback_to_batch_mpid: bool = True) -> None:
+    def __init__(self, profiles: ProfileService) -> None:
         self._profiles = profiles
-        self._fallback = fallback_to_batch_mpid
 
     def apply(self, tx: Connection, items: Sequence[BatchItem], now_ms: int) -> None:
         updates: list[ProfileUpdate] = []
         for item in items:
-            mpid = profile_mpid(item, fallback_to_batch_mpid=self._fallback)
-            if mpid is None:
+            mpid = item.mpid
+            if not mpid:  # None: not resolved; 0: "no user", as in the SDKs
                 continue
             updates.append(
                 update_from_batch(

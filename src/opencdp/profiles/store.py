@@ -18,12 +18,11 @@ from sqlalchemy.engine import Connection
 
 from opencdp.core.dialect import lock_for_update_skip_locked
 from opencdp.core.sql import Sql
-from opencdp.profiles.model import IdentityWrite, ValueKind, ValueWrite
-from opencdp.profiles.tables import user_profile_identities, user_profile_values, user_profiles
+from opencdp.profiles.model import ValueKind, ValueWrite
+from opencdp.profiles.tables import user_profile_values, user_profiles
 
 _heads = user_profiles.c
 _values = user_profile_values.c
-_ids = user_profile_identities.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +136,15 @@ def expired_mpids(conn: Connection, workspace_id: int, cutoff_ms: int, limit: in
 
 
 def delete_profiles(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> int:
-    """Remove profiles with all their values and identities; returns heads deleted."""
+    """Remove profiles with all their values; returns heads deleted."""
     if not mpids:
         return 0
     ids = sorted(set(mpids))
-    for table in (user_profile_values, user_profile_identities):
-        conn.execute(
-            sa.delete(table).where(table.c.workspace_id == workspace_id, table.c.mpid.in_(ids))
+    conn.execute(
+        sa.delete(user_profile_values).where(
+            _values.workspace_id == workspace_id, _values.mpid.in_(ids)
         )
+    )
     res = conn.execute(
         sa.delete(user_profiles).where(_heads.workspace_id == workspace_id, _heads.mpid.in_(ids))
     )
@@ -214,60 +214,3 @@ def live_values(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[st
     """``(kind, name, encoded)`` of a profile's registers that hold a value (no tombstones);
     ``kind`` is a ``ValueKind`` value. Hand-written: the Profile API's hot path."""
     return [tuple(r) for r in _LIVE_VALUES.rows(conn, {"ws": workspace_id, "mpid": mpid})]  # type: ignore[misc]
-
-
-# --- identities (local directory only) --------------------------------------------------------
-
-
-def upsert_identities(conn: Connection, writes: Iterable[tuple[int, int, IdentityWrite]]) -> None:
-    rows = [
-        {
-            "workspace_id": ws,
-            "mpid": mpid,
-            "identity_type": w.identity_type.value,
-            "value": w.value,
-            "ts_ms": w.ts_ms,
-            "tiebreak": w.tiebreak,
-        }
-        for ws, mpid, w in writes
-    ]
-    if not rows:
-        return
-    stmt = _insert(conn, user_profile_identities)
-    ex = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["workspace_id", "mpid", "identity_type"],
-        set_={"value": ex.value, "ts_ms": ex.ts_ms, "tiebreak": ex.tiebreak},
-        where=sa.or_(
-            ex.ts_ms > _ids.ts_ms,
-            sa.and_(ex.ts_ms == _ids.ts_ms, ex.tiebreak > _ids.tiebreak),
-        ),
-    )
-    conn.execute(stmt, rows)
-
-
-def identities(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[str, str]]:
-    """``(canonical identity type, value)`` pairs recorded for a profile."""
-    rows = conn.execute(
-        sa.select(_ids.identity_type, _ids.value).where(
-            _ids.workspace_id == workspace_id, _ids.mpid == mpid
-        )
-    )
-    return [(r[0], r[1]) for r in rows]
-
-
-def mpid_for_identity(
-    conn: Connection, workspace_id: int, identity_type: str, value: str
-) -> int | None:
-    """The profile that most recently carried this identity, if any."""
-    row = conn.execute(
-        sa.select(_ids.mpid)
-        .where(
-            _ids.workspace_id == workspace_id,
-            _ids.identity_type == identity_type,
-            _ids.value == value,
-        )
-        .order_by(_ids.ts_ms.desc(), _ids.mpid)
-        .limit(1)
-    ).first()
-    return None if row is None else int(row[0])

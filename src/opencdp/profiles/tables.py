@@ -3,8 +3,7 @@
 ``user_profiles`` has one row per (workspace, MPID) with the times the API and the expiry sweep
 need. ``user_profile_values`` holds every last-writer-wins register of a profile: user
 attributes (kind ``attr``) and profile fields (kind ``field``), deletions as rows whose value is
-NULL. ``user_profile_identities`` records the identities batches carried; only the stop-gap
-``LocalIdentityDirectory`` reads it (the identity slice owns the real identity graph).
+NULL. Identities are not kept here: the identity slice's graph owns them.
 """
 
 from __future__ import annotations
@@ -36,17 +35,4 @@ user_profile_values = sa.Table(
     sa.Column("ts_ms", sa.BigInteger, nullable=False),
     sa.Column("tiebreak", sa.BigInteger, nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "mpid", "kind", "name"),
-)
-
-user_profile_identities = sa.Table(
-    "user_profile_identities",
-    metadata,
-    sa.Column("workspace_id", sa.Integer, nullable=False),
-    sa.Column("mpid", sa.BigInteger, nullable=False),
-    sa.Column("identity_type", sa.Text, nullable=False),
-    sa.Column("value", sa.Text, nullable=False),
-    sa.Column("ts_ms", sa.BigInteger, nullable=False),
-    sa.Column("tiebreak", sa.BigInteger, nullable=False),
-    sa.PrimaryKeyConstraint("workspace_id", "mpid", "identity_type"),
-    sa.Index("ix_user_profile_identities_lookup", "workspace_id", "identity_type", "value"),
 )

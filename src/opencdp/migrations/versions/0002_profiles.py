@@ -1,4 +1,4 @@
-"""Profiles: the profile read model (heads, last-writer-wins values, identities seen).
+"""Profiles: the profile read model (heads and last-writer-wins values).
 
 Revision ID: 0002
 Revises: 0001
@@ -43,25 +43,8 @@ def upgrade() -> None:
             "workspace_id", "mpid", "kind", "name", name="pk_user_profile_values"
         ),
     )
-    op.create_table(
-        "user_profile_identities",
-        sa.Column("workspace_id", sa.Integer, nullable=False),
-        sa.Column("mpid", sa.BigInteger, nullable=False),
-        sa.Column("identity_type", sa.Text, nullable=False),
-        sa.Column("value", sa.Text, nullable=False),
-        sa.Column("ts_ms", sa.BigInteger, nullable=False),
-        sa.Column("tiebreak", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint(
-            "workspace_id", "mpid", "identity_type", name="pk_user_profile_identities"
-        ),
-    )
-    op.create_index(
-        "ix_user_profile_identities_lookup",
-        "user_profile_identities",
-        ["workspace_id", "identity_type", "value"],
-    )
 
 
 def downgrade() -> None:
-    for name in ("user_profile_identities", "user_profile_values", "user_profiles"):
+    for name in ("user_profile_values", "user_profiles"):
         op.drop_table(name)
