@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -144,6 +145,62 @@ def test_pipeline_resolves_batches_to_profiles(runtime: Runtime, creds: Credenti
     assert counts[p1] == 2
     assert counts[777] == 1
     assert svc.profile(ws, 777) is not None
+
+
+def test_a_batch_naming_its_mpid_gives_that_profile_its_identities(
+    runtime: Runtime, creds: Credentials, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    principal = runtime.tenancy.authenticate_basic(creds.api_key, creds.api_secret)
+    runtime.ingestion.accept_sync(
+        principal, msgspec.json.encode(batch(customer_id="taken")), Route.EVENTS
+    )
+    runtime.worker.drain()
+    holder = svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "taken"})).mpid
+    named = []
+    for mpid, customer_id in (("888", "taken"), ("889", "c-889")):
+        doc = batch(customer_id=customer_id, email=f"{mpid}@x.io", events=1)
+        doc["mpid"] = mpid
+        doc["device_info"] = {"ios_idfv": f"IDFV-{mpid}"}
+        named.append(doc)
+    with caplog.at_level(logging.INFO, logger="opencdp.identity.service"):
+        runtime.ingestion.accept_sync(principal, msgspec.json.encode(named), Route.BULK)
+        runtime.worker.drain()
+    p888, p889 = svc.profile(ws, 888), svc.profile(ws, 889)
+    assert p888 is not None and p889 is not None
+    # the unique customer id another profile holds is not moved; the rest is attached
+    assert set(p888.identities) == {(T.EMAIL, "888@x.io"), (T.IOS_IDFV, "IDFV-888")}
+    assert svc.resolve(ws, T.CUSTOMER_ID, "taken") == holder
+    assert set(p889.identities) == {
+        (T.CUSTOMER_ID, "c-889"),
+        (T.EMAIL, "889@x.io"),
+        (T.IOS_IDFV, "IDFV-889"),
+    }
+    refused = [r for r in caplog.records if r.getMessage() == "identity.attach_refused"]
+    assert [(r.mpid, r.identity_types) for r in refused] == [(888, ["customer_id"])]
+
+
+def test_attach_in_respects_immutable_types_and_repeats_are_free(
+    runtime: Runtime, creds: Credentials
+) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    svc.configure(
+        ws,
+        {
+            "strategy": "profile_conversion",
+            "login_identities": ["customerid", "email"],
+            "immutable_identities": ["customerid"],
+        },
+    )
+    mpid = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "first"})).mpid
+    ids = {T.CUSTOMER_ID: "second", T.EMAIL: "e@x.io"}
+    with runtime.db.write() as tx:
+        assert svc.attach_in(tx, ws, mpid, ids, now_ms=1) == (T.CUSTOMER_ID,)
+    profile = svc.profile(ws, mpid)
+    assert profile is not None
+    assert set(profile.identities) == {(T.CUSTOMER_ID, "first"), (T.EMAIL, "e@x.io")}
+    with runtime.db.write() as tx:  # nothing new: answered from one read, nothing refused
+        assert svc.attach_in(tx, ws, mpid, {T.EMAIL: "e@x.io"}, now_ms=2) == ()
 
 
 def test_user_identity_change_event_applies(runtime: Runtime, creds: Credentials) -> None:

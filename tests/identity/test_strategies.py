@@ -524,6 +524,35 @@ def test_modify_device_identities() -> None:
     assert [(e.value) for e in d.remove] == ["old"] and [e.value for e in d.add] == ["new"]
 
 
+# --- attach (a batch that names its MPID) ------------------------------------------------------
+
+
+def test_attach_adds_what_the_named_profile_lacks_but_never_takes_a_unique_value() -> None:
+    s = Scenario(DEFAULT)
+    s.seed("P1", cid("a"), email(ED), idfv(IDFV))
+    s.seed("P2", cid("b"))
+    request = req(cid("b"), email(POOLE), idfv(IDFV), roku(ROKU))
+    d = strategies.attach(s.mpid("P1"), request, config=DEFAULT, graph=s.graph)
+    assert d.mpid == s.mpid("P1") and not d.creates and d.remove == ()
+    assert {(e.mpid, e.identity_type, e.value) for e in d.add} == {
+        (s.mpid("P1"), T.EMAIL, POOLE),  # a second email: email is neither unique nor immutable
+        (s.mpid("P1"), T.ROKU_ADVERTISING_ID, ROKU),
+    }  # cid b stays on P2
+    assert d.matched_identities == (idfv(IDFV),)
+    with pytest.raises(NotFound):
+        strategies.attach(-42, request, config=DEFAULT, graph=s.graph)
+
+
+def test_attach_never_adds_a_second_value_of_an_immutable_type() -> None:
+    s = immutable_graph()
+    d = strategies.attach(
+        s.mpid("P1"), req(cid("other"), idfv("5678")), config=IMMUTABLE, graph=s.graph
+    )
+    assert [(e.identity_type, e.value) for e in d.add] == [idfv("5678")]
+    d = strategies.attach(s.mpid("P2"), req(cid("first")), config=IMMUTABLE, graph=s.graph)
+    assert [(e.identity_type, e.value) for e in d.add] == [cid("first")]  # the first is fine
+
+
 # --- §11 open questions ------------------------------------------------------------------------
 
 

@@ -125,6 +125,26 @@ def test_ingestion_limits_apply_and_are_not_applied_twice(papp: App) -> None:
     assert "a000" not in stored and "a100" in stored and "a101" not in stored
 
 
+def test_identities_a_batch_naming_its_mpid_carries_are_shown(papp: App) -> None:
+    send(
+        papp,
+        _batch(
+            13,
+            T0,
+            user_identities={"customerid": "c-13", "email": "ana@example.com"},
+            device_info={"ios_idfv": "IDFV-13"},
+        ),
+    )
+    doc = get_profile(papp, 13, fields="user_identities,device_identities")[1]
+    assert doc["user_identities"] == [
+        {"type": "customer_id", "encoding": "none", "value": "c-13"},
+        {"type": "email", "encoding": "none", "value": "ana@example.com"},
+    ]
+    assert doc["device_identities"] == [
+        {"type": "ios_vendor_id", "encoding": "none", "value": "IDFV-13"}
+    ]
+
+
 def test_batches_without_a_profile_are_skipped(papp: App) -> None:
     send(papp, {"events": [], "user_attributes": {"a": 1}})  # no mpid, no identities
     with papp.runtime.db.read() as conn:

@@ -10,7 +10,7 @@ with a concurrent request rolls back and retries against the winner's state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,6 +289,57 @@ class IdentityService:
             return False
         store.insert_profile(tx, workspace_id=workspace_id, mpid=mpid, now_ms=now_ms)
         return True
+
+    def attach_in(
+        self,
+        tx: Connection,
+        workspace_id: int,
+        mpid: int,
+        identities: Mapping[IdentityType, str],
+        now_ms: int,
+    ) -> tuple[IdentityType, ...]:
+        """Add the identities a batch carries to the existing profile it names, inside the
+        worker's transaction; returns the types refused (logged, never an error).
+
+        A batch naming its MPID is not resolved, but its ``user_identities`` and device ids
+        still describe that user, so the profile gains every value it lacks. Refused: a unique
+        value another profile holds (taking it is modify's job, not a side effect of a batch),
+        and a second value of an immutable type. Most batches repeat what the profile already
+        holds; that case is answered from one read, without locks or a savepoint.
+        """
+        held = store.load_profile(tx, workspace_id, mpid)
+        if held is None or all(held.holds(t, v) for t, v in identities.items()):
+            return ()
+        config = self.config_for(workspace_id)
+        request = IdentityRequest(identities)
+        keys = [(t.value, v) for t, v in identities.items()]
+        for _ in range(_RETRIES):
+            try:
+                with savepoint(tx):
+                    store.lock_identities(tx, workspace_id, keys)
+                    decision = strategies.attach(
+                        mpid, request, config=config, graph=store.StoreGraph(tx, workspace_id)
+                    )
+                    if decision.add:
+                        self._apply(tx, workspace_id, config, decision, now_ms)
+                break
+            except IntegrityError:  # a concurrent worker claimed one of the unique values
+                continue
+        else:
+            raise Unavailable("attaching identities kept colliding; will retry")
+        kept = set(decision.matched_identities) | {(e.identity_type, e.value) for e in decision.add}
+        refused = tuple(t for t, v in identities.items() if (t, v) not in kept)
+        if refused:
+            logger.info(
+                "identity.attach_refused",
+                extra={
+                    "workspace_id": workspace_id,
+                    "mpid": mpid,
+                    "identity_types": sorted(t.value for t in refused),
+                    "count": len(refused),
+                },
+            )
+        return refused
 
     def expire(self, workspace_id: int, before_ms: int, limit: int = 1000) -> list[int]:
         """Delete profiles last seen before ``before_ms``; returns their MPIDs."""

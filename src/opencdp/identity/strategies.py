@@ -136,6 +136,22 @@ def modify(request: ModifyRequest, *, config: StrategyConfig, graph: GraphView) 
     )
 
 
+def attach(
+    mpid: int, request: IdentityRequest, *, config: StrategyConfig, graph: GraphView
+) -> Decision:
+    """Give profile ``mpid`` the request identities it lacks, by identify's rule 4.
+
+    For batches that name their MPID: the MPID is the answer, so nothing is resolved, but the
+    identities the batch carries are added the way identify adds them to the profile it
+    returns. A unique value another profile holds is left where it is (only modify moves
+    unique values), and an immutable type never gets a second value.
+    """
+    profile = graph.profile(mpid)
+    if profile is None:
+        raise NotFound(f"no profile has mpid {format_mpid(mpid)}")
+    return _existing(RequestKind.IDENTIFY, profile, request, config, graph)
+
+
 def ensure_alias_allowed(config: StrategyConfig) -> None:
     """Refuse aliasing where the strategy (isolation, best match) or the workspace forbids it."""
     if not config.alias_allowed:

@@ -1,9 +1,10 @@
 """Pipeline step: resolve every batch to a profile (IDSync identify semantics).
 
-A batch naming an ``mpid`` goes to that profile. Otherwise its user identities and device
-identities are resolved under the workspace's strategy, exactly as an identify call would;
-``user_identity_change`` events then apply as modify. Runs before the steps that need
-``WorkItem.mpid`` (event store, profiles).
+A batch naming an ``mpid`` goes to that profile, which also gains the user and device
+identities the batch carries (``IdentityService.attach_in``: never a unique value another
+profile holds). Otherwise its identities are resolved under the workspace's strategy, exactly
+as an identify call would. ``user_identity_change`` events then apply as modify. Runs before
+the steps that need ``WorkItem.mpid`` (event store, profiles).
 """
 
 from __future__ import annotations
@@ -57,32 +58,34 @@ class ResolveIdentity:
         self._identity = identity
 
     def apply(self, tx: Connection, items: list[WorkItem], now_ms: int) -> None:
+        # Per chunk: identities already resolved, and (workspace, mpid, identities) already
+        # attached. Both are dropped when a change event edits the graph.
         memo: dict[tuple[int, frozenset[tuple[IdentityType, str]]], int] = {}
+        attached: set[tuple[int, int, frozenset[tuple[IdentityType, str]]]] = set()
         for item in items:
             batch = item.batch
+            ids = identities_of(batch)
             if batch.mpid:
                 if self._identity.ensure_profile_in(tx, item.workspace_id, batch.mpid, now_ms):
                     item.mpid = batch.mpid
-            else:
-                ids = identities_of(batch)
-                if ids:
-                    key = (item.workspace_id, frozenset(ids.items()))
-                    mpid = memo.get(key)
-                    if mpid is None:
-                        request = IdentityRequest(ids)
-                        mpid = self._identity.resolve_in(tx, item.workspace_id, request, now_ms)
-                        memo[key] = mpid
-                    item.mpid = mpid
-            if item.mpid is not None:
-                self._apply_identity_changes(tx, item, now_ms, memo)
+                    done = (item.workspace_id, batch.mpid, frozenset(ids.items()))
+                    if ids and done not in attached:
+                        self._identity.attach_in(tx, item.workspace_id, batch.mpid, ids, now_ms)
+                        attached.add(done)
+            elif ids:
+                key = (item.workspace_id, frozenset(ids.items()))
+                mpid = memo.get(key)
+                if mpid is None:
+                    request = IdentityRequest(ids)
+                    mpid = self._identity.resolve_in(tx, item.workspace_id, request, now_ms)
+                    memo[key] = mpid
+                item.mpid = mpid
+            if item.mpid is not None and self._apply_identity_changes(tx, item, now_ms):
+                memo.clear()
+                attached.clear()
 
-    def _apply_identity_changes(
-        self,
-        tx: Connection,
-        item: WorkItem,
-        now_ms: int,
-        memo: dict[tuple[int, frozenset[tuple[IdentityType, str]]], int],
-    ) -> None:
+    def _apply_identity_changes(self, tx: Connection, item: WorkItem, now_ms: int) -> bool:
+        """Apply the batch's ``user_identity_change`` events; True when any were applied."""
         changes: list[IdentityChange] = []
         for ev in item.batch.events or ():
             if not isinstance(ev, UserIdentityChangeEvent) or ev.data is None:
@@ -98,15 +101,16 @@ class ResolveIdentity:
                 continue
             changes.append(IdentityChange(t, old_v or None, new_v or None))
         if not changes:
-            return
+            return False
         assert item.mpid is not None
         try:
             self._identity.modify_in(
                 tx, item.workspace_id, ModifyRequest(item.mpid, tuple(changes)), now_ms
             )
-            memo.clear()
         except OpenCdpError as exc:
             logger.info(
                 "identity.change_not_applied",
                 extra={"batch_id": item.batch_id, "reason": exc.code},
             )
+            return False
+        return True
