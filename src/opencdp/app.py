@@ -154,7 +154,8 @@ def build_runtime(
         rate_limiter=RateLimiter(rate_per_s=settings.profile_rate_limit_per_s, clock=clock),
     )
     jobs: list[PeriodicJob] = [
-        PeriodicJob(name="profiles.expire", interval_s=3600.0, run=profiles.sweep_expired)
+        PeriodicJob(name="db.optimize", interval_s=3600.0, run=db.optimize),
+        PeriodicJob(name="profiles.expire", interval_s=3600.0, run=profiles.sweep_expired),
     ]
     worker = Worker(processing=processing, idle_ms=settings.worker_idle_ms, jobs=jobs)
     metrics.gauge(

@@ -87,5 +87,13 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def optimize(self) -> None:
+        """Refresh the planner's statistics where they are stale (SQLite ``PRAGMA optimize``;
+        PostgreSQL's autovacuum does this itself). Without statistics SQLite preferred a
+        covering primary key over the right index and read whole workspaces (bench/)."""
+        if self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA optimize")
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -29,7 +29,7 @@ identity_values = sa.Table(
     sa.Column("identity_type", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, primary_key=True),
     sa.Column("mpid", sa.BigInteger, primary_key=True),
-    sa.Index("ix_identity_values_mpid", "mpid"),
+    sa.Index("ix_identity_values_mpid", "mpid", "workspace_id", "identity_type", "value"),
 )
 
 identity_unique = sa.Table(

@@ -36,7 +36,11 @@ def upgrade() -> None:
         sa.Column("value", sa.Text, primary_key=True),
         sa.Column("mpid", sa.BigInteger, primary_key=True),
     )
-    op.create_index("ix_identity_values_mpid", "identity_values", ["mpid"])
+    op.create_index(
+        "ix_identity_values_mpid",
+        "identity_values",
+        ["mpid", "workspace_id", "identity_type", "value"],
+    )
     op.create_table(
         "identity_unique",
         sa.Column("workspace_id", sa.Integer, primary_key=True),
