@@ -48,7 +48,9 @@ def _sqlite_begin(conn: Connection) -> None:
 class Database:
     """Owns the engine and hands out read and write transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 48) -> None:
+        """``pool_size`` covers the request thread pool (40) plus the writer and worker, so
+        connections are reused rather than opened per call (opening runs the pragmas)."""
         self.url = url
         self.dialect = sa.engine.make_url(url).get_backend_name()
         if self.dialect == "sqlite":
