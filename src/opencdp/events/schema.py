@@ -1108,7 +1108,11 @@ def decode_bulk(body: bytes) -> list[Batch | BadRequest]:
     more than ``MAX_BULK_BATCHES`` batches. Otherwise the result has one entry per batch: the
     ``Batch``, or a ``BadRequest`` whose message starts with ``batch <index>:``.
     """
-    raws = split_bulk(body)
+    return decode_split(split_bulk(body))
+
+
+def decode_split(raws: list[msgspec.Raw]) -> list[Batch | BadRequest]:
+    """:func:`decode_bulk` for a body the caller already split with :func:`split_bulk`."""
     if len(raws) > MAX_BULK_BATCHES:
         raise BadRequest(
             f"Bulk request holds {len(raws)} batches; at most {MAX_BULK_BATCHES} are allowed"
