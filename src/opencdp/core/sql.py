@@ -89,3 +89,23 @@ class savepoint:
             cur.execute("RELEASE SAVEPOINT opencdp_sp")
         finally:
             cur.close()
+
+
+def copy_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Bulk-append rows: ``COPY ... FROM STDIN`` on PostgreSQL (one round trip instead of
+    one per row), a plain executemany on SQLite (in-process, already cheap)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        cur = conn.connection.cursor()
+        try:
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        finally:
+            cur.close()
+        return
+    placeholders = ", ".join(f":{c}" for c in columns)
+    Sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})").run_many(conn, rows)

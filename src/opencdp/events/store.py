@@ -8,19 +8,26 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opencdp.core.sql import Sql
+from opencdp.core.sql import copy_rows
 from opencdp.events.tables import events
 
-_INSERT = Sql(
-    "INSERT INTO events (event_id, workspace_id, mpid, batch_id, event_type, event_name,"
-    " timestamp_ms, received_ms, environment, data) VALUES (:event_id, :workspace_id, :mpid,"
-    " :batch_id, :event_type, :event_name, :timestamp_ms, :received_ms, :environment, :data)"
+_COLUMNS = (
+    "event_id",
+    "workspace_id",
+    "mpid",
+    "batch_id",
+    "event_type",
+    "event_name",
+    "timestamp_ms",
+    "received_ms",
+    "environment",
+    "data",
 )
 
 
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append events (the worker's hot path: raw executemany, see opencdp.core.sql)."""
-    _INSERT.run_many(conn, rows)
+    """Append events: the worker's hot path (COPY on PostgreSQL; see opencdp.core.sql)."""
+    copy_rows(conn, "events", _COLUMNS, rows)
 
 
 def events_for_profile(
