@@ -117,6 +117,7 @@ def build_runtime(
         db=db,
         clock=clock,
         tenancy=tenancy,
+        identity=identity,
         metrics=metrics,
         default_lifetime_days=settings.profile_lifetime_days,
     )
@@ -148,7 +149,6 @@ def build_runtime(
     )
     profile_api = ProfileApi(
         db=db,
-        clock=clock,
         profiles=profiles,
         directory=GraphIdentityDirectory(identity),
         rate_limiter=RateLimiter(rate_per_s=settings.profile_rate_limit_per_s, clock=clock),

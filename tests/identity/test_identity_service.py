@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import msgspec
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from opencdp.app import Runtime
 from opencdp.core.config import Settings
@@ -19,6 +23,8 @@ from opencdp.identity.types import IdentityType as T
 from opencdp.ingestion.service import Route
 from opencdp.tenancy.model import Credentials
 from tests.support.batches import batch
+
+T_ = TypeVar("T_")
 
 
 @pytest.fixture
@@ -177,7 +183,9 @@ def test_a_batch_naming_its_mpid_gives_that_profile_its_identities(
         (T.IOS_IDFV, "IDFV-889"),
     }
     refused = [r for r in caplog.records if r.getMessage() == "identity.attach_refused"]
-    assert [(r.mpid, r.identity_types) for r in refused] == [(888, ["customer_id"])]
+    assert [(r.__dict__["mpid"], r.__dict__["identity_types"]) for r in refused] == [
+        (888, ["customer_id"])
+    ]
 
 
 def test_attach_in_respects_immutable_types_and_repeats_are_free(
@@ -221,6 +229,54 @@ def test_user_identity_change_event_applies(runtime: Runtime, creds: Credentials
     u1 = svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "u1"})).mpid
     profile = svc.profile(ws, u1)
     assert profile is not None and (T.EMAIL, "new@x.io") in profile.identities
+
+
+def _race_the_sweep(runtime: Runtime, ws: int, mpid: int, worker: Callable[[Connection], T_]) -> T_:
+    """Run ``worker`` in its own write transaction while the expiry sweep holds ``mpid``
+    deleted but not yet committed (on SQLite the worker's transaction simply queues)."""
+    out: list[T_] = []
+    with runtime.db.write() as tx:
+        assert _svc(runtime).expire_in(tx, ws, before_ms=2_000) == [mpid]
+
+        def run() -> None:
+            with runtime.db.write() as wtx:
+                out.append(worker(wtx))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)  # the worker reads the profile, then waits on the sweep's row lock
+    thread.join(timeout=30)
+    assert out, "the worker did not finish"
+    return out[0]
+
+
+def test_a_profile_the_sweep_deletes_under_a_worker_is_started_afresh(
+    runtime: Runtime, creds: Credentials
+) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    with runtime.db.write() as tx:
+        assert svc.ensure_profile_in(tx, ws, 4242, now_ms=1_000)
+    now = 10 * 3_600_000
+    ok = _race_the_sweep(runtime, ws, 4242, lambda tx: svc.ensure_profile_in(tx, ws, 4242, now))
+    profile = svc.profile(ws, 4242)
+    assert ok and profile is not None
+    assert (profile.created_ms, profile.last_seen_ms) == (now, now)
+
+
+def test_resolution_racing_the_sweep_never_returns_a_deleted_profile(
+    runtime: Runtime, creds: Credentials
+) -> None:
+    svc, ws = _svc(runtime), creds.workspace_id
+    request = IdentityRequest({T.CUSTOMER_ID: "racer"})
+    with runtime.db.write() as tx:
+        old = svc.resolve_in(tx, ws, request, now_ms=1_000)
+    new = _race_the_sweep(runtime, ws, old, lambda tx: svc.resolve_in(tx, ws, request, 5_000))
+    assert new != old and svc.profile(ws, old) is None
+    profile = svc.profile(ws, new)
+    assert profile is not None and profile.identities == ((T.CUSTOMER_ID, "racer"),)
+    with runtime.db.read() as conn:
+        q = sa.text("SELECT count(*) FROM identity_values WHERE mpid = :m")
+        assert conn.execute(q, {"m": old}).scalar_one() == 0
 
 
 def _identify_in_process(url: str, data_dir: str, ws: int, key: str, barrier: object) -> int:

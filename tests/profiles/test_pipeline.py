@@ -23,7 +23,7 @@ from opencdp.events.schema import decode_batch
 from opencdp.profiles import store
 from opencdp.profiles.model import ValueKind, ValueWrite, merge, registers_view, update_from_batch
 from tests.conftest import App
-from tests.profiles.helpers import DAY, T0, frozen_app, get_profile, profiles_service, send
+from tests.profiles.helpers import DAY, T0, frozen_app, get_profile, send
 
 _mpids = itertools.count(1001)
 
@@ -149,46 +149,6 @@ def test_batches_without_a_profile_are_skipped(papp: App) -> None:
     send(papp, {"events": [], "user_attributes": {"a": 1}})  # no mpid, no identities
     with papp.runtime.db.read() as conn:
         assert store.count_profiles(conn) == 0
-
-
-def test_expired_profiles_are_hidden_swept_and_start_fresh(papp: App, clock: FrozenClock) -> None:
-    send(papp, _batch(7, T0, user_attributes={"old": 1}))
-    send(papp, _batch(8, T0, user_attributes={"old": 1}))
-    clock.advance(29 * DAY)
-    send(papp, _batch(8, T0 + 29 * DAY, user_attributes={"kept": 1}))  # activity resets 8
-    clock.advance(2 * DAY)
-    assert get_profile(papp, 7)[0] == 404
-    assert get_profile(papp, 8)[0] == 200
-    assert profiles_service(papp).sweep_expired() == 1
-    with papp.runtime.db.read() as conn:
-        assert store.head(conn, papp.creds.workspace_id, 7) is None
-        assert store.registers(conn, papp.creds.workspace_id, 7) == []
-    send(papp, _batch(7, T0 + 31 * DAY, user_attributes={"new": 1}))
-    assert get_profile(papp, 7)[1]["user_attributes"] == {"new": "1"}
-
-
-def test_a_returning_profile_starts_fresh_even_before_the_sweep(
-    papp: App, clock: FrozenClock
-) -> None:
-    send(papp, _batch(9, T0, user_attributes={"old": 1}))
-    clock.advance(31 * DAY)
-    send(papp, _batch(9, T0 + 31 * DAY, user_attributes={"new": 1}))
-    assert get_profile(papp, 9)[1]["user_attributes"] == {"new": "1"}
-
-
-def test_the_workspace_setting_overrides_the_default_lifetime(
-    papp: App, clock: FrozenClock
-) -> None:
-    papp.runtime.tenancy.update_workspace_settings(
-        papp.creds.workspace_id, {"profile_lifetime_days": 90}
-    )
-    send(papp, _batch(10, T0, user_attributes={"a": 1}))
-    clock.advance(60 * DAY)
-    assert get_profile(papp, 10)[0] == 200
-    assert profiles_service(papp).sweep_expired() == 0
-    clock.advance(31 * DAY)
-    assert get_profile(papp, 10)[0] == 404
-    assert profiles_service(papp).sweep_expired() == 1
 
 
 def test_historical_backfill_merges_under_the_same_ordering(papp: App) -> None:

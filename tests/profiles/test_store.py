@@ -44,24 +44,22 @@ def test_conditional_upserts_equal_the_model_merge_in_any_order(
     assert stored == merge({}, writes)
 
 
-def test_heads_widen_and_expired_profiles_are_deleted_with_their_values(runtime: Runtime) -> None:
-    h = store.Head(workspace_id=1, mpid=5, created_ms=100, last_stored_ms=100, last_activity_ms=100)
+def test_heads_widen_and_profiles_are_deleted_with_their_values(runtime: Runtime) -> None:
     with runtime.db.write() as tx:
-        store.upsert_heads(tx, [h])
-        store.upsert_heads(
-            tx,
-            [store.Head(1, 5, created_ms=50, last_stored_ms=300, last_activity_ms=90)],
-        )
-        store.upsert_heads(tx, [store.Head(1, 6, 10, 10, 10), store.Head(2, 5, 10, 10, 10)])
+        store.upsert_heads(tx, [store.Head(1, 5, created_ms=100, last_stored_ms=100)])
+        store.upsert_heads(tx, [store.Head(1, 5, created_ms=50, last_stored_ms=300)])
+        store.upsert_heads(tx, [store.Head(1, 5, created_ms=70, last_stored_ms=200)])
+        store.upsert_heads(tx, [store.Head(1, 6, 10, 10), store.Head(2, 6, 10, 10)])
         store.upsert_values(tx, [(1, 5, ValueWrite.of(A, "x", "1", 1))])
         store.upsert_values(tx, [(1, 6, ValueWrite.of(A, "x", "1", 1))])
+        store.upsert_values(tx, [(2, 6, ValueWrite.of(A, "x", "1", 1))])
     with runtime.db.read() as conn:
-        assert store.head(conn, 1, 5) == store.Head(1, 5, 50, 300, 100)
+        assert store.head(conn, 1, 5) == store.Head(1, 5, 50, 300)
     with runtime.db.write() as tx:
-        assert store.expired_mpids(tx, 1, cutoff_ms=50, limit=10) == [6]
-        assert store.delete_profiles(tx, 1, [6]) == 1
+        assert store.delete_profiles(tx, 1, [6, 6, 404]) == 1
     with runtime.db.read() as conn:
         assert store.head(conn, 1, 6) is None
         assert store.registers(conn, 1, 6) == []
         assert len(store.registers(conn, 1, 5)) == 1
-        assert store.head(conn, 2, 5) is not None  # other workspace untouched
+        assert store.head(conn, 2, 6) is not None  # other workspace untouched
+        assert len(store.registers(conn, 2, 6)) == 1

@@ -248,7 +248,7 @@ class IdentityService:
                         request, config=config, graph=store.StoreGraph(tx, workspace_id)
                     )
                     return self._apply(tx, workspace_id, config, decision, now_ms)
-            except IntegrityError:
+            except (IntegrityError, _ProfileGone):
                 continue
         raise Unavailable("identity resolution kept colliding; will retry")
 
@@ -272,7 +272,7 @@ class IdentityService:
                     )
                     self._apply(tx, workspace_id, config, decision, now_ms)
                     return
-            except IntegrityError:
+            except (IntegrityError, _ProfileGone):
                 continue
         raise Unavailable("identity change kept colliding; will retry")
 
@@ -280,12 +280,15 @@ class IdentityService:
         """A batch that names its MPID goes to that profile; create it if it is new to us.
 
         Returns False when the MPID belongs to another workspace (the batch is then not
-        attached to any profile).
+        attached to any profile). Activity is recorded to the hour, as on reads. A profile the
+        expiry sweep deletes while we look (the touch finds no row) is created afresh: the
+        batch is new activity, and the sweep removed the old profile's data with it.
         """
-        if store.profile_exists(tx, workspace_id, mpid):
-            store.touch(tx, workspace_id, [mpid], now_ms, min_age_ms=_TOUCH_AFTER_MS)
-            return True
-        if store.mpid_taken(tx, mpid):
+        seen = store.last_seen(tx, workspace_id, mpid)
+        if seen is not None:
+            if now_ms - seen < _TOUCH_AFTER_MS or store.touch(tx, workspace_id, [mpid], now_ms):
+                return True
+        elif store.mpid_taken(tx, mpid):
             return False
         store.insert_profile(tx, workspace_id=workspace_id, mpid=mpid, now_ms=now_ms)
         return True
@@ -323,7 +326,7 @@ class IdentityService:
                     if decision.add:
                         self._apply(tx, workspace_id, config, decision, now_ms)
                 break
-            except IntegrityError:  # a concurrent worker claimed one of the unique values
+            except (IntegrityError, _ProfileGone):  # a concurrent worker or sweep got there first
                 continue
         else:
             raise Unavailable("attaching identities kept colliding; will retry")
@@ -341,11 +344,16 @@ class IdentityService:
             )
         return refused
 
-    def expire(self, workspace_id: int, before_ms: int, limit: int = 1000) -> list[int]:
-        """Delete profiles last seen before ``before_ms``; returns their MPIDs."""
-        with self._db.write() as tx:
-            mpids = store.expired_profiles(tx, workspace_id, before_ms, limit)
-            store.delete_profiles(tx, workspace_id, mpids)
+    def expire_in(
+        self, tx: Connection, workspace_id: int, before_ms: int, limit: int = 1000
+    ) -> list[int]:
+        """Delete up to ``limit`` profiles last seen before ``before_ms`` from the graph, in the
+        caller's transaction; returns their MPIDs so the caller deletes what it keeps for them
+        in the same transaction (``ProfileService.sweep_expired``). Profiles another
+        transaction is touching right now are skipped: they are being reactivated.
+        """
+        mpids = store.expired_profiles(tx, workspace_id, before_ms, limit)
+        store.delete_profiles(tx, workspace_id, mpids)
         return mpids
 
     # -- machinery -------------------------------------------------------------------------
@@ -384,7 +392,7 @@ class IdentityService:
                     assert decision is not None
                     mpid = self._apply(tx, workspace_id, config, decision, now)
                 return _result(decision, mpid)
-            except IntegrityError:
+            except (IntegrityError, _ProfileGone):
                 logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
         raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
 
@@ -439,8 +447,13 @@ class IdentityService:
             )
         if decision.new_profile is None:
             touched.add(mpid)
-        store.touch(tx, workspace_id, touched, now_ms)
+        if store.touch(tx, workspace_id, touched, now_ms) < len(touched):
+            raise _ProfileGone  # the expiry sweep deleted a profile the decision used
         return mpid
+
+
+class _ProfileGone(Exception):
+    """A profile a decision used was deleted meanwhile; decide again, like on a collision."""
 
 
 def _read_only(decision: Decision) -> bool:

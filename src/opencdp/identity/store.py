@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opencdp.core.dialect import lock_for_update_skip_locked
 from opencdp.core.sql import Sql
 from opencdp.identity.model import ProfileView
 from opencdp.identity.tables import aliases, identity_profiles, identity_unique, identity_values
@@ -44,8 +45,8 @@ _INSERT_UNIQUE = Sql(
     " VALUES (:workspace_id, :identity_type, :value, :mpid)"
 )
 _TOUCH = Sql(
-    "UPDATE identity_profiles SET last_seen_ms = :now WHERE workspace_id = :ws"
-    " AND mpid = :mpid AND last_seen_ms < :before"
+    "UPDATE identity_profiles SET last_seen_ms = CASE WHEN last_seen_ms < :now THEN :now"
+    " ELSE last_seen_ms END WHERE workspace_id = :ws AND mpid = :mpid"
 )
 
 
@@ -115,10 +116,6 @@ def insert_profile(
     )
 
 
-def profile_exists(conn: Connection, workspace_id: int, mpid: int) -> bool:
-    return _PROFILE_HEAD.first(conn, {"mpid": mpid, "ws": workspace_id}) is not None
-
-
 def mpid_taken(conn: Connection, mpid: int) -> bool:
     return _MPID_TAKEN.first(conn, {"mpid": mpid}) is not None
 
@@ -158,14 +155,18 @@ def remove_identity(
         )
 
 
-def touch(
-    conn: Connection, workspace_id: int, mpids: Iterable[int], now_ms: int, min_age_ms: int = 0
-) -> None:
-    """Record activity; with ``min_age_ms`` only on profiles not seen for that long."""
-    params = [
-        {"now": now_ms, "ws": workspace_id, "mpid": m, "before": now_ms - min_age_ms} for m in mpids
-    ]
-    _TOUCH.run_many(conn, params)
+def touch(conn: Connection, workspace_id: int, mpids: Iterable[int], now_ms: int) -> int:
+    """Record activity (``last_seen_ms`` never moves back); returns how many of the profiles
+    exist. Every row matched is counted, so a shortfall means a profile was deleted by a
+    transaction that committed meanwhile: the expiry sweep (PostgreSQL; SQLite writers queue).
+    """
+    return sum(_TOUCH.run(conn, {"now": now_ms, "ws": workspace_id, "mpid": m}) for m in mpids)
+
+
+def last_seen(conn: Connection, workspace_id: int, mpid: int) -> int | None:
+    """A profile's last activity, or None when the workspace has no such profile."""
+    head = _PROFILE_HEAD.first(conn, {"mpid": mpid, "ws": workspace_id})
+    return None if head is None else int(head[1])
 
 
 def set_created(conn: Connection, workspace_id: int, mpid: int, created_ms: int) -> None:
@@ -244,23 +245,44 @@ def count_holders(conn: Connection, workspace_id: int, identity_type: str, value
 def expired_profiles(
     conn: Connection, workspace_id: int, before_ms: int, limit: int = 1000
 ) -> list[int]:
+    """Up to ``limit`` profiles last seen before ``before_ms``, oldest first, row-locked on
+    PostgreSQL. Rows another transaction holds are skipped: a worker touching a profile is
+    reactivating it, and the next sweep looks again."""
     stmt = (
         sa.select(_p.mpid)
         .where(_p.workspace_id == workspace_id, _p.last_seen_ms < before_ms)
+        .order_by(_p.last_seen_ms, _p.mpid)
         .limit(limit)
     )
-    return [int(r[0]) for r in conn.execute(stmt)]
+    return [int(r[0]) for r in conn.execute(lock_for_update_skip_locked(conn, stmt))]
 
 
 def delete_profiles(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> None:
+    """Remove profiles with their identity values and unique claims.
+
+    Claims are deleted by their key, found through the profiles' values (every claim has a
+    value row): ``identity_unique`` has no index on ``mpid``, and the sweep must not scan it.
+    """
     if not mpids:
         return
-    ids = list(mpids)
+    ids = sorted(set(mpids))
+    held = conn.execute(
+        sa.select(_v.identity_type, _v.value, _v.mpid).where(
+            _v.workspace_id == workspace_id, _v.mpid.in_(ids)
+        )
+    ).all()
+    if held:
+        conn.execute(
+            sa.delete(identity_unique).where(
+                _u.workspace_id == workspace_id,
+                _u.identity_type == sa.bindparam("t"),
+                _u.value == sa.bindparam("v"),
+                _u.mpid == sa.bindparam("m"),
+            ),
+            [{"t": t, "v": v, "m": m} for t, v, m in held],
+        )
     conn.execute(
         sa.delete(identity_values).where(_v.workspace_id == workspace_id, _v.mpid.in_(ids))
-    )
-    conn.execute(
-        sa.delete(identity_unique).where(_u.workspace_id == workspace_id, _u.mpid.in_(ids))
     )
     conn.execute(
         sa.delete(identity_profiles).where(_p.workspace_id == workspace_id, _p.mpid.in_(ids))

@@ -230,7 +230,6 @@ class ProfileUpdate:
     workspace_id: int
     mpid: int
     received_ms: int
-    activity_ms: int
     values: list[ValueWrite]
     limits: dict[str, int] = field(default_factory=dict)
 
@@ -259,8 +258,8 @@ def update_from_batch(
 
     Writes are reduced to one per register inside the batch, later positions winning at equal
     timestamps (events in order, then ``user_attributes``, then ``deleted_user_attributes``).
-    Every batch, historical ones included ("processed as usual", events-api.md §2.2), counts as
-    activity at its receive time: the profile lifetime is a window reset by received data.
+    A batch's activity, which the profile lifetime runs from, is not part of the update: the
+    identity step records it on the identity record (ADR 0006).
     """
     at = batch_time(batch, received_ms)
     limits: dict[str, int] = {}
@@ -329,7 +328,6 @@ def update_from_batch(
         workspace_id=workspace_id,
         mpid=mpid,
         received_ms=received_ms,
-        activity_ms=received_ms,
         values=list(reduced.values()),
         limits=limits,
     )

@@ -9,7 +9,6 @@ which ``GraphIdentityDirectory`` implements over the identity graph.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -118,12 +117,14 @@ class ProfileService:
         db: Database,
         clock: Clock,
         tenancy: TenancyService,
+        identity: IdentityService,
         metrics: Metrics,
         default_lifetime_days: int,
     ) -> None:
         self._db = db
         self._clock = clock
         self._tenancy = tenancy
+        self._identity = identity
         self._metrics = metrics
         self._default_days = default_lifetime_days
 
@@ -135,58 +136,46 @@ class ProfileService:
             settings = {}
         return lifetime_days(settings, self._default_days) * DAY_MS
 
-    def apply(self, tx: Connection, updates: Sequence[ProfileUpdate], now_ms: int) -> None:
-        """Apply a chunk's updates in the caller's transaction (never commits).
+    def expired_before_ms(self, workspace_id: int) -> int:
+        """The one expiry rule, shared by the sweep and the Profile API: a profile whose last
+        activity (its identity record's ``last_seen_ms``, ADR 0006) is older than this has
+        expired."""
+        return self._clock.now_ms() - self.lifetime_ms(workspace_id)
 
-        A profile inactive for longer than its lifetime is deleted before new data is applied,
-        so a returning user starts a fresh profile whether or not the sweep has run yet.
-        """
-        by_workspace: dict[int, list[ProfileUpdate]] = defaultdict(list)
-        for update in updates:
-            by_workspace[update.workspace_id].append(update)
-        heads: list[store.Head] = []
+    def apply(self, tx: Connection, updates: Sequence[ProfileUpdate], now_ms: int) -> None:
+        """Apply a chunk's updates in the caller's transaction (never commits)."""
+        heads: dict[tuple[int, int], store.Head] = {}
         values: dict[tuple[int, int, ValueKind, str], ValueWrite] = {}
-        for ws, group in sorted(by_workspace.items()):
-            cutoff = now_ms - self.lifetime_ms(ws)
-            existing = store.lock_heads(tx, ws, [u.mpid for u in group])
-            expired = [m for m, h in existing.items() if h.last_activity_ms < cutoff]
-            if expired:
-                store.delete_profiles(tx, ws, expired)
-                logger.info(
-                    "profiles.reset_expired", extra={"workspace_id": ws, "count": len(expired)}
-                )
-            per_profile: dict[int, list[ProfileUpdate]] = defaultdict(list)
-            for update in group:
-                per_profile[update.mpid].append(update)
-            for mpid, mine in per_profile.items():
-                heads.append(
-                    store.Head(
-                        workspace_id=ws,
-                        mpid=mpid,
-                        created_ms=min(u.received_ms for u in mine),
-                        last_stored_ms=now_ms,
-                        last_activity_ms=max(u.activity_ms for u in mine),
-                    )
-                )
-                for update in mine:
-                    _reduce(values, [((ws, mpid, w.kind, w.name), w) for w in update.values])
-                    for reason, count in update.limits.items():
-                        self._metrics.limits_applied.labels(reason).inc(count)
+        for update in updates:
+            ws, mpid = update.workspace_id, update.mpid
+            seen = heads.get((ws, mpid))
+            created = (
+                update.received_ms if seen is None else min(seen.created_ms, update.received_ms)
+            )
+            heads[(ws, mpid)] = store.Head(ws, mpid, created_ms=created, last_stored_ms=now_ms)
+            _reduce(values, [((ws, mpid, w.kind, w.name), w) for w in update.values])
+            for reason, count in update.limits.items():
+                self._metrics.limits_applied.labels(reason).inc(count)
         # Rows are written in key order so concurrent workers take row locks in the same order.
-        store.upsert_heads(tx, sorted(heads, key=lambda h: (h.workspace_id, h.mpid)))
+        store.upsert_heads(tx, [heads[k] for k in sorted(heads)])
         store.upsert_values(tx, [(k[0], k[1], values[k]) for k in sorted(values)])
 
     def sweep_expired(self) -> int:
-        """Delete every profile inactive for longer than its workspace's lifetime; returns how
-        many. Idempotent, chunked so no transaction grows large, safe beside running workers."""
-        now = self._clock.now_ms()
+        """Delete every profile inactive for longer than its workspace's lifetime, identity
+        record and profile data together; returns how many. Their events stay (ADR 0006).
+
+        Idempotent, chunked so no transaction grows large, safe beside running workers: a
+        profile a worker is touching is skipped, and one deleted under a worker is started
+        afresh by it (``IdentityService.ensure_profile_in``, ``resolve_in``).
+        """
         total = 0
         for ws in self._tenancy.workspace_ids():
-            cutoff = now - self.lifetime_ms(ws)
+            before = self.expired_before_ms(ws)
             while True:
                 with self._db.write() as tx:
-                    mpids = store.expired_mpids(tx, ws, cutoff, _SWEEP_CHUNK)
-                    total += store.delete_profiles(tx, ws, mpids)
+                    mpids = self._identity.expire_in(tx, ws, before, _SWEEP_CHUNK)
+                    store.delete_profiles(tx, ws, mpids)
+                total += len(mpids)
                 if len(mpids) < _SWEEP_CHUNK:
                     break
         if total:
@@ -212,13 +201,11 @@ class ProfileApi:
         self,
         *,
         db: Database,
-        clock: Clock,
         profiles: ProfileService,
         directory: IdentityDirectory,
         rate_limiter: RateLimiter,
     ) -> None:
         self._db = db
-        self._clock = clock
         self._profiles = profiles
         self.directory = directory
         self._rate = rate_limiter
@@ -270,32 +257,25 @@ class ProfileApi:
         return ws
 
     def _view(self, ws: int, mpid: int, sections: frozenset[Section]) -> ProfileView:
-        cutoff = self._clock.now_ms() - self._profiles.lifetime_ms(ws)
         ident = self.directory.profile(ws, mpid)
+        if ident is None or ident.last_seen_ms < self._profiles.expired_before_ms(ws):
+            raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
         with self._db.read() as conn:
             head = store.head(conn, ws, mpid)
-            alive = head is not None and head.last_activity_ms >= cutoff
-            rows = store.live_values(conn, ws, mpid) if alive else []
-        ident_alive = ident is not None and ident.last_seen_ms >= cutoff
-        if not alive and not ident_alive:
-            raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
+            rows = store.live_values(conn, ws, mpid) if head is not None else []
         attributes, fields = registers_view(rows)
-        if alive and head is not None:
-            created = ident.created_ms if ident is not None else head.created_ms
-            last_stored = head.last_stored_ms
-        else:
-            assert ident is not None
-            created, last_stored = ident.created_ms, ident.last_seen_ms
+        # a profile known only from IDSync calls has no data yet: it was last "stored" then
+        last_stored = ident.last_seen_ms if head is None else head.last_stored_ms
         lat = fields.get(ProfileField.LIMIT_AD_TRACKING)
         attribution = fields.get(ProfileField.ATTRIBUTION)
         return ProfileView(
             mpid=mpid,
-            created_ms=created,
+            created_ms=ident.created_ms,
             last_stored_ms=last_stored,
             is_opted_out=fields.get(ProfileField.IS_OPTED_OUT) is True,
             limit_ad_tracking=lat if isinstance(lat, bool) else None,
-            user_identities=_profile_api_names(ident.user_identities if ident else ()),
-            device_identities=_profile_api_names(ident.device_identities if ident else ()),
+            user_identities=_profile_api_names(ident.user_identities),
+            device_identities=_profile_api_names(ident.device_identities),
             user_attributes=attributes,
             audience_memberships=(),
             attribution=attribution if isinstance(attribution, dict) else None,

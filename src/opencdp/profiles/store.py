@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from opencdp.core.dialect import lock_for_update_skip_locked
 from opencdp.core.sql import Sql
 from opencdp.profiles.model import ValueKind, ValueWrite
 from opencdp.profiles.tables import user_profile_values, user_profiles
@@ -33,70 +32,34 @@ class Head:
     mpid: int
     created_ms: int
     last_stored_ms: int
-    last_activity_ms: int
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
     return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
 
 
-def _head_of(row: Any) -> Head:
-    return Head(
-        workspace_id=row.workspace_id,
-        mpid=row.mpid,
-        created_ms=row.created_ms,
-        last_stored_ms=row.last_stored_ms,
-        last_activity_ms=row.last_activity_ms,
-    )
-
-
-_HEAD_COLS = (
-    _heads.workspace_id,
-    _heads.mpid,
-    _heads.created_ms,
-    _heads.last_stored_ms,
-    _heads.last_activity_ms,
-)
-
-
 # --- heads ------------------------------------------------------------------------------------
 
 
 _HEAD = Sql(
-    "SELECT created_ms, last_stored_ms, last_activity_ms FROM user_profiles"
-    " WHERE workspace_id = :ws AND mpid = :mpid"
+    "SELECT created_ms, last_stored_ms FROM user_profiles WHERE workspace_id = :ws AND mpid = :mpid"
 )
 
 
 def head(conn: Connection, workspace_id: int, mpid: int) -> Head | None:
     """One profile's head (a hand-written statement: this is the Profile API's hot path)."""
     row = _HEAD.first(conn, {"ws": workspace_id, "mpid": mpid})
-    return None if row is None else Head(workspace_id, mpid, row[0], row[1], row[2])
-
-
-def lock_heads(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> dict[int, Head]:
-    """The existing heads of ``mpids``, row-locked on PostgreSQL until the transaction ends."""
-    if not mpids:
-        return {}
-    stmt = (
-        sa.select(*_HEAD_COLS)
-        .where(_heads.workspace_id == workspace_id, _heads.mpid.in_(sorted(set(mpids))))
-        .order_by(_heads.mpid)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return {row.mpid: _head_of(row) for row in conn.execute(stmt)}
+    return None if row is None else Head(workspace_id, mpid, row[0], row[1])
 
 
 def upsert_heads(conn: Connection, heads: Iterable[Head]) -> None:
-    """Insert heads, or widen existing ones: earliest creation, latest store and activity."""
+    """Insert heads, or widen existing ones: earliest creation, latest store."""
     rows = [
         {
             "workspace_id": h.workspace_id,
             "mpid": h.mpid,
             "created_ms": h.created_ms,
             "last_stored_ms": h.last_stored_ms,
-            "last_activity_ms": h.last_activity_ms,
         }
         for h in heads
     ]
@@ -114,25 +77,9 @@ def upsert_heads(conn: Connection, heads: Iterable[Head]) -> None:
                 (ex.last_stored_ms > _heads.last_stored_ms, ex.last_stored_ms),
                 else_=_heads.last_stored_ms,
             ),
-            "last_activity_ms": sa.case(
-                (ex.last_activity_ms > _heads.last_activity_ms, ex.last_activity_ms),
-                else_=_heads.last_activity_ms,
-            ),
         },
     )
     conn.execute(stmt, rows)
-
-
-def expired_mpids(conn: Connection, workspace_id: int, cutoff_ms: int, limit: int) -> list[int]:
-    """Up to ``limit`` profiles inactive since before ``cutoff_ms``, row-locked on PostgreSQL
-    (rows another transaction is updating are skipped: they are being reactivated)."""
-    stmt = (
-        sa.select(_heads.mpid)
-        .where(_heads.workspace_id == workspace_id, _heads.last_activity_ms < cutoff_ms)
-        .order_by(_heads.last_activity_ms)
-        .limit(limit)
-    )
-    return [int(r[0]) for r in conn.execute(lock_for_update_skip_locked(conn, stmt))]
 
 
 def delete_profiles(conn: Connection, workspace_id: int, mpids: Sequence[int]) -> int:

@@ -1,7 +1,8 @@
 """Profile read-model schema (created by migration 0002).
 
-``user_profiles`` has one row per (workspace, MPID) with the times the API and the expiry sweep
-need. ``user_profile_values`` holds every last-writer-wins register of a profile: user
+``user_profiles`` has one row per (workspace, MPID) with the times the Profile API shows. A
+profile's last activity is not kept here: expiry goes by the identity record's ``last_seen_ms``
+(ADR 0006). ``user_profile_values`` holds every last-writer-wins register of a profile: user
 attributes (kind ``attr``) and profile fields (kind ``field``), deletions as rows whose value is
 NULL. Identities are not kept here: the identity slice's graph owns them.
 """
@@ -19,9 +20,7 @@ user_profiles = sa.Table(
     sa.Column("mpid", sa.BigInteger, nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("last_stored_ms", sa.BigInteger, nullable=False),
-    sa.Column("last_activity_ms", sa.BigInteger, nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "mpid"),
-    sa.Index("ix_user_profiles_workspace_activity", "workspace_id", "last_activity_ms"),
 )
 
 user_profile_values = sa.Table(

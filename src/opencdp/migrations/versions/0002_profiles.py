@@ -22,13 +22,7 @@ def upgrade() -> None:
         sa.Column("mpid", sa.BigInteger, nullable=False),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
         sa.Column("last_stored_ms", sa.BigInteger, nullable=False),
-        sa.Column("last_activity_ms", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("workspace_id", "mpid", name="pk_user_profiles"),
-    )
-    op.create_index(
-        "ix_user_profiles_workspace_activity",
-        "user_profiles",
-        ["workspace_id", "last_activity_ms"],
     )
     op.create_table(
         "user_profile_values",
