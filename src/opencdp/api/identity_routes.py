@@ -12,7 +12,7 @@ call in the thread pool (it blocks on the database) and encode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -45,7 +45,7 @@ METHODS = ["POST", "OPTIONS"]
 
 EXTRA_PATHS.update(IDENTITY_PATHS)
 
-Call = Callable[[int, IdentityRequest], IdentityResult]
+Call = Callable[[int, IdentityRequest], Awaitable[IdentityResult]]
 
 
 def _json(body: bytes) -> Response:
@@ -61,7 +61,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             body = await read_body(request, MAX_BODY_BYTES)
             principal = authenticate(ctx, request, body)
             identity_request, context = decode_identity_request(body)
-            result = await run_in_threadpool(call, principal.workspace_id, identity_request)
+            result = await call(principal.workspace_id, identity_request)
             return _json(encode_identity_response(result, context))
 
         return with_cors(handle)
@@ -90,10 +90,10 @@ def routes(ctx: ApiContext) -> list[Route]:
         return Response(status_code=202)
 
     calls: dict[str, Call] = {
-        "identify": service.identify,
-        "login": service.login,
-        "logout": service.logout,
-        "search": service.search,
+        "identify": service.identify_async,
+        "login": service.login_async,
+        "logout": service.logout_async,
+        "search": service.search_async,
     }
     out: list[Route] = []
     for prefix in PREFIXES:

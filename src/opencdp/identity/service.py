@@ -9,6 +9,7 @@ with a concurrent request rolls back and retries against the winner's state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,6 +136,38 @@ class IdentityService:
             request,
             lambda g: strategies.logout(request, config=config, graph=g),
         )
+
+    # -- the same, for an event loop (the IDSync HTTP handlers) ------------------------------
+    async def identify_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        return await self._run_async(
+            workspace_id,
+            config,
+            request,
+            lambda g: strategies.identify(request, config=config, graph=g),
+        )
+
+    async def login_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        return await self._run_async(
+            workspace_id,
+            config,
+            request,
+            lambda g: strategies.login(request, config=config, graph=g),
+        )
+
+    async def logout_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        config = self.config_for(workspace_id)
+        return await self._run_async(
+            workspace_id,
+            config,
+            request,
+            lambda g: strategies.logout(request, config=config, graph=g),
+        )
+
+    async def search_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        """Read-only, so it runs inline."""
+        return self.search(workspace_id, request)
 
     def search(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
         """Never creates or changes anything."""
@@ -364,6 +397,29 @@ class IdentityService:
         request: IdentityRequest,
         decide: Decide,
     ) -> IdentityResult:
+        hit = self._try_read(workspace_id, decide)
+        if hit is not None:
+            return hit
+        return self._write(workspace_id, config, _keys(request), decide)
+
+    async def _run_async(
+        self,
+        workspace_id: int,
+        config: StrategyConfig,
+        request: IdentityRequest,
+        decide: Decide,
+    ) -> IdentityResult:
+        """The optimistic read runs on the caller's event loop: a few index lookups, never
+        blocked by a writer (SQLite WAL, PostgreSQL MVCC). Only a write, which may wait for the
+        database's write lock, goes to a thread. A thread hop per request cost more than the
+        whole read (bench/IDENTITY_PROFILE.md)."""
+        hit = self._try_read(workspace_id, decide)
+        if hit is not None:
+            return hit
+        return await asyncio.to_thread(self._write, workspace_id, config, _keys(request), decide)
+
+    def _try_read(self, workspace_id: int, decide: Decide) -> IdentityResult | None:
+        """The answer, if the decision changes nothing and the activity mark is fresh."""
         now = self._clock.now_ms()
         with self._db.read() as conn:
             graph = store.StoreGraph(conn, workspace_id)
@@ -373,8 +429,7 @@ class IdentityService:
                 view = graph.profile(decision.mpid)
                 if view is not None and now - view.last_seen_ms < _TOUCH_AFTER_MS:
                     return _result(decision, decision.mpid)
-        keys = [(t.value, v) for t, v in request.identities.items()]
-        return self._write(workspace_id, config, keys, decide)
+        return None
 
     def _write(
         self,
@@ -454,6 +509,10 @@ class IdentityService:
 
 class _ProfileGone(Exception):
     """A profile a decision used was deleted meanwhile; decide again, like on a collision."""
+
+
+def _keys(request: IdentityRequest) -> list[tuple[str, str]]:
+    return [(t.value, v) for t, v in request.identities.items()]
 
 
 def _read_only(decision: Decision) -> bool:
