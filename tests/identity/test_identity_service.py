@@ -209,6 +209,8 @@ def test_attach_in_respects_immutable_types_and_repeats_are_free(
     assert set(profile.identities) == {(T.CUSTOMER_ID, "first"), (T.EMAIL, "e@x.io")}
     with runtime.db.write() as tx:  # nothing new: answered from one read, nothing refused
         assert svc.attach_in(tx, ws, mpid, {T.EMAIL: "e@x.io"}, now_ms=2) == ()
+    with pytest.raises(NotFound), runtime.db.write() as tx:
+        svc.attach_in(tx, ws, 31337, {T.EMAIL: "e@x.io"}, now_ms=3)
 
 
 def test_user_identity_change_event_applies(runtime: Runtime, creds: Credentials) -> None:

@@ -341,14 +341,14 @@ class IdentityService:
         still describe that user, so the profile gains every value it lacks. Refused: a unique
         value another profile holds (taking it is modify's job, not a side effect of a batch),
         and a second value of an immutable type. Most batches repeat what the profile already
-        holds; that case is answered from one read, without locks or a savepoint.
+        holds; that case is answered from one read, without locks or a savepoint. The profile
+        must exist (``ensure_profile_in`` first): NotFound otherwise.
         """
-        held = store.load_profile(tx, workspace_id, mpid)
-        if held is None or all(held.holds(t, v) for t, v in identities.items()):
+        keys = [(t.value, v) for t, v in identities.items()]
+        if store.holds_all(tx, workspace_id, mpid, keys):
             return ()
         config = self.config_for(workspace_id)
         request = IdentityRequest(identities)
-        keys = [(t.value, v) for t, v in identities.items()]
         for _ in range(_RETRIES):
             try:
                 with savepoint(tx):

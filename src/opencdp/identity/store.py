@@ -96,6 +96,15 @@ def load_profile(conn: Connection, workspace_id: int, mpid: int) -> ProfileView 
     )
 
 
+def holds_all(
+    conn: Connection, workspace_id: int, mpid: int, identities: Iterable[tuple[str, str]]
+) -> bool:
+    """Whether the profile holds every ``(type, value)`` already (one read: the common case of
+    a batch repeating what its profile holds)."""
+    held = {(t, v) for t, v in _PROFILE_IDS.rows(conn, {"ws": workspace_id, "mpid": mpid})}
+    return all(pair in held for pair in identities)
+
+
 def insert_profile(
     conn: Connection,
     *,
