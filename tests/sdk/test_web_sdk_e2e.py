@@ -124,3 +124,31 @@ def test_web_sdk_identifies_uploads_and_lands_on_the_profile(
             _stored_events(runtime, creds.workspace_id, int(first_mpid))
             == uploaded[int(first_mpid)]
         )
+    # the attributes the browser set are on the profile the Profile API serves
+    _assert_profile_attributes(base, creds, int(first_mpid))
+
+
+def _assert_profile_attributes(base: str, creds: Credentials, mpid: int) -> None:
+    import httpx
+
+    token = httpx.post(
+        f"{base}/oauth/token",
+        json={
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+            "audience": "https://api.mparticle.com",
+            "grant_type": "client_credentials",
+        },
+    ).json()["access_token"]
+    r = httpx.get(
+        f"{base}/userprofile/v1/{creds.org_id}/{creds.account_id}/{creds.workspace_id}/{mpid}",
+        params={"fields": "user_attributes,user_identities"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 200, r.text
+    profile = r.json()
+    assert profile["user_attributes"]["harness_attr"] == "value-1", profile
+    assert profile["user_attributes"]["harness_list"] == ["a", "b"], profile
+    assert {"type": "customer_id", "encoding": "none", "value": "e2e-customer"} in profile[
+        "user_identities"
+    ], profile
