@@ -205,7 +205,7 @@ def table_rows(pop: Population, workspace_id: int) -> list[TableRows]:
     def heads() -> Iterator[tuple[Any, ...]]:
         for i in by_mpid:
             seen = pop.last_seen_ms(i)
-            yield (ws, mpids[i], pop.created_ms(i), seen, seen)
+            yield (ws, mpids[i], pop.created_ms(i), seen)
 
     def registers() -> Iterator[tuple[Any, ...]]:
         for i in by_mpid:
@@ -213,13 +213,6 @@ def table_rows(pop: Population, workspace_id: int) -> list[TableRows]:
             for name, value in pop.attributes(i).items():  # already in name order
                 encoded, tiebreak = register(value)
                 yield (ws, mpids[i], "attr", name, encoded, seen, tiebreak)
-
-    def seen_identities() -> Iterator[tuple[Any, ...]]:
-        for i in by_mpid:
-            seen = pop.last_seen_ms(i)
-            for t, value_of in id_types:
-                v = value_of(i)
-                yield (ws, mpids[i], t, v, seen, tiebreak_of(v))
 
     return [
         (
@@ -231,18 +224,13 @@ def table_rows(pop: Population, workspace_id: int) -> list[TableRows]:
         ("identity_unique", ("workspace_id", "identity_type", "value", "mpid"), unique),
         (
             "user_profiles",
-            ("workspace_id", "mpid", "created_ms", "last_stored_ms", "last_activity_ms"),
+            ("workspace_id", "mpid", "created_ms", "last_stored_ms"),
             heads,
         ),
         (
             "user_profile_values",
             ("workspace_id", "mpid", "kind", "name", "value", "ts_ms", "tiebreak"),
             registers,
-        ),
-        (
-            "user_profile_identities",
-            ("workspace_id", "mpid", "identity_type", "value", "ts_ms", "tiebreak"),
-            seen_identities,
         ),
     ]
 
