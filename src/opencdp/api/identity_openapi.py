@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from opencdp.api.openapi import ERRORS_SCHEMA
+
 _IDSYNC_ERROR = {
     "type": "object",
     "description": "The documented errors list, with the first error also flat (iOS reads it).",
@@ -19,18 +21,6 @@ _IDSYNC_ERROR = {
         },
         "code": {"type": "string"},
         "message": {"type": "string"},
-    },
-}
-_EVENTS_ERROR = {
-    "type": "object",
-    "properties": {
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            },
-        }
     },
 }
 _IDENTITIES = {
@@ -245,10 +235,10 @@ def _web_paths() -> dict[str, dict[str, Any]]:
                 "202": {"description": "Stored (or rejected and counted)"},
                 "403": {
                     "description": "Unknown key, or key-only access off",
-                    **_json(_EVENTS_ERROR),
+                    **_json(ERRORS_SCHEMA),
                 },
-                "413": {"description": "Body over 256 KiB", **_json(_EVENTS_ERROR)},
-                "429": {"description": "Over the workspace rate limit", **_json(_EVENTS_ERROR)},
+                "413": {"description": "Body over 256 KiB", **_json(ERRORS_SCHEMA)},
+                "429": {"description": "Over the workspace rate limit", **_json(ERRORS_SCHEMA)},
             },
         }
     }
@@ -279,7 +269,7 @@ def _web_paths() -> dict[str, dict[str, Any]]:
                 },
                 "403": {
                     "description": "Unknown key, or key-only access off",
-                    **_json(_EVENTS_ERROR),
+                    **_json(ERRORS_SCHEMA),
                 },
             },
         }

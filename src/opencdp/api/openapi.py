@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERRORS = {
+ERRORS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "errors": {
@@ -35,7 +35,7 @@ _BATCH = {
 
 
 def _events_op(summary: str, body: dict[str, Any]) -> dict[str, Any]:
-    err = {"content": {"application/json": {"schema": _ERRORS}}}
+    err = {"content": {"application/json": {"schema": ERRORS_SCHEMA}}}
     return {
         "summary": summary,
         "security": [{"basic": []}],

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from opencdp.api.context import ApiContext
 from opencdp.api.errors import PROFILE, family_endpoint
 from opencdp.api.http import read_body
-from opencdp.api.openapi import EXTRA_PATHS
+from opencdp.api.openapi import ERRORS_SCHEMA, EXTRA_PATHS
 from opencdp.profiles.model import ProfileView, Section, decode_resolve_request
 from opencdp.profiles.service import ProfileApi
 from opencdp.tenancy.tokens import TokenService
@@ -121,18 +121,6 @@ def routes(ctx: ApiContext) -> list[Route]:
 
 # --- OpenAPI ----------------------------------------------------------------------------------
 
-_ERRORS = {
-    "type": "object",
-    "properties": {
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            },
-        }
-    },
-}
 _IDENTITY = {
     "type": "object",
     "properties": {
@@ -182,7 +170,7 @@ _FIELDS_PARAM = {
 
 
 def _op(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    err = {"content": {"application/json": {"schema": _ERRORS}}}
+    err = {"content": {"application/json": {"schema": ERRORS_SCHEMA}}}
     op: dict[str, Any] = {
         "summary": summary,
         "security": [{"bearer": []}],
