@@ -254,7 +254,13 @@ class IdentityService:
     # -- reads for other slices ------------------------------------------------------------
     def profile(self, workspace_id: int, mpid: int) -> ProfileIdentities | None:
         with self._db.read() as conn:
-            view = store.load_profile(conn, workspace_id, mpid)
+            return self.profile_in(conn, workspace_id, mpid)
+
+    def profile_in(
+        self, conn: Connection, workspace_id: int, mpid: int
+    ) -> ProfileIdentities | None:
+        """:meth:`profile` inside the caller's read transaction (one snapshot, one checkout)."""
+        view = store.load_profile(conn, workspace_id, mpid)
         if view is None:
             return None
         pairs = tuple(sorted((t, v) for t, vs in view.identities.items() for v in vs))

@@ -21,7 +21,7 @@ from opencdp.core.errors import BadRequest, Forbidden, NotFound
 from opencdp.core.metrics import Metrics
 from opencdp.core.ratelimit import RateLimiter
 from opencdp.identity.model import parse_mpid
-from opencdp.identity.service import IdentityService
+from opencdp.identity.service import IdentityService, ProfileIdentities
 from opencdp.identity.types import (
     IdentityType,
     from_identity_api,
@@ -74,6 +74,10 @@ class IdentityDirectory(Protocol):
 
     def profile(self, workspace_id: int, mpid: int) -> ProfileIdentity | None: ...
 
+    def profile_in(self, conn: Connection, workspace_id: int, mpid: int) -> ProfileIdentity | None:
+        """:meth:`profile` inside the caller's read transaction."""
+        ...
+
     def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
         """The MPID holding ``value`` for ``identity_type`` (an Identity API name)."""
         ...
@@ -89,20 +93,27 @@ class GraphIdentityDirectory:
         self._identity = identity
 
     def profile(self, workspace_id: int, mpid: int) -> ProfileIdentity | None:
-        found = self._identity.profile(workspace_id, mpid)
-        if found is None:
-            return None
-        ordered = sorted(found.identities, key=lambda p: _TYPE_ORDER.get(p[0].value, 999))
-        return ProfileIdentity(
-            mpid=found.mpid,
-            created_ms=found.created_ms,
-            last_seen_ms=found.last_seen_ms,
-            user_identities=tuple((to_identity_api(t), v) for t, v in ordered if t.is_user),
-            device_identities=tuple((to_identity_api(t), v) for t, v in ordered if not t.is_user),
-        )
+        return _profile_identity(self._identity.profile(workspace_id, mpid))
+
+    def profile_in(self, conn: Connection, workspace_id: int, mpid: int) -> ProfileIdentity | None:
+        return _profile_identity(self._identity.profile_in(conn, workspace_id, mpid))
 
     def resolve(self, workspace_id: int, identity_type: str, value: str) -> int | None:
         return self._identity.resolve(workspace_id, from_identity_api(identity_type), value)
+
+
+def _profile_identity(found: ProfileIdentities | None) -> ProfileIdentity | None:
+    """The identity slice's record in the Profile API's terms (types in priority order)."""
+    if found is None:
+        return None
+    ordered = sorted(found.identities, key=lambda p: _TYPE_ORDER.get(p[0].value, 999))
+    return ProfileIdentity(
+        mpid=found.mpid,
+        created_ms=found.created_ms,
+        last_seen_ms=found.last_seen_ms,
+        user_identities=tuple((to_identity_api(t), v) for t, v in ordered if t.is_user),
+        device_identities=tuple((to_identity_api(t), v) for t, v in ordered if not t.is_user),
+    )
 
 
 # --- Write side -------------------------------------------------------------------------------
@@ -257,10 +268,10 @@ class ProfileApi:
         return ws
 
     def _view(self, ws: int, mpid: int, sections: frozenset[Section]) -> ProfileView:
-        ident = self.directory.profile(ws, mpid)
-        if ident is None or ident.last_seen_ms < self._profiles.expired_before_ms(ws):
-            raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
-        with self._db.read() as conn:
+        with self._db.read() as conn:  # one snapshot for the identity record and the data
+            ident = self.directory.profile_in(conn, ws, mpid)
+            if ident is None or ident.last_seen_ms < self._profiles.expired_before_ms(ws):
+                raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
             head = store.head(conn, ws, mpid)
             rows = store.live_values(conn, ws, mpid) if head is not None else []
         attributes, fields = registers_view(rows)
