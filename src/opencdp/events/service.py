@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -17,6 +18,11 @@ def new_event_id() -> int:
         value = _rand.getrandbits(64) - (1 << 63)
         if value:
             return value
+
+
+def append(tx: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append processed events (the pipeline's store step); joins ``tx``."""
+    store.insert_events(tx, rows)
 
 
 def copy_to_profile(

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +45,14 @@ _RETRIES = 8
 ALIAS_MAX_WINDOW_MS = 90 * 24 * 3600 * 1000
 
 Decide = Callable[[GraphView], Decision | None]
+
+
+class Strategic(Protocol):
+    """identify, login or logout from opencdp.identity.strategies."""
+
+    def __call__(
+        self, request: IdentityRequest, *, config: StrategyConfig, graph: GraphView
+    ) -> Decision: ...
 
 
 @dataclass(frozen=True)
@@ -110,60 +118,28 @@ class IdentityService:
         return config
 
     # -- the IDSync calls ------------------------------------------------------------------
-    def identify(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+    def _decider(self, strategy: Strategic, workspace_id: int, request: IdentityRequest) -> Decide:
         config = self.config_for(workspace_id)
-        return self._run(
-            workspace_id,
-            config,
-            request,
-            lambda g: strategies.identify(request, config=config, graph=g),
-        )
+        return lambda g: strategy(request, config=config, graph=g)
+
+    def identify(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        return self._run(workspace_id, request, strategies.identify)
 
     def login(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
-        config = self.config_for(workspace_id)
-        return self._run(
-            workspace_id,
-            config,
-            request,
-            lambda g: strategies.login(request, config=config, graph=g),
-        )
+        return self._run(workspace_id, request, strategies.login)
 
     def logout(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
-        config = self.config_for(workspace_id)
-        return self._run(
-            workspace_id,
-            config,
-            request,
-            lambda g: strategies.logout(request, config=config, graph=g),
-        )
+        return self._run(workspace_id, request, strategies.logout)
 
     # -- the same, for an event loop (the IDSync HTTP handlers) ------------------------------
     async def identify_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
-        config = self.config_for(workspace_id)
-        return await self._run_async(
-            workspace_id,
-            config,
-            request,
-            lambda g: strategies.identify(request, config=config, graph=g),
-        )
+        return await self._run_async(workspace_id, request, strategies.identify)
 
     async def login_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
-        config = self.config_for(workspace_id)
-        return await self._run_async(
-            workspace_id,
-            config,
-            request,
-            lambda g: strategies.login(request, config=config, graph=g),
-        )
+        return await self._run_async(workspace_id, request, strategies.login)
 
     async def logout_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
-        config = self.config_for(workspace_id)
-        return await self._run_async(
-            workspace_id,
-            config,
-            request,
-            lambda g: strategies.logout(request, config=config, graph=g),
-        )
+        return await self._run_async(workspace_id, request, strategies.logout)
 
     async def search_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
         """Read-only, so it runs inline."""
@@ -182,16 +158,10 @@ class IdentityService:
 
     def modify(self, workspace_id: int, request: ModifyRequest) -> IdentityResult:
         config = self.config_for(workspace_id)
-        keys = [
-            (c.identity_type.value, v)
-            for c in request.changes
-            for v in (c.old_value, c.new_value)
-            if v
-        ]
         return self._write(
             workspace_id,
             config,
-            keys,
+            _change_keys(request),
             lambda g: strategies.modify(request, config=config, graph=g),
         )
 
@@ -278,7 +248,7 @@ class IdentityService:
     ) -> int:
         """Identify inside the worker's transaction (one savepoint, retried on a collision)."""
         config = self.config_for(workspace_id)
-        keys = [(t.value, v) for t, v in request.identities.items()]
+        keys = _keys(request)
         for _ in range(_RETRIES):
             try:
                 with savepoint(tx):
@@ -296,12 +266,7 @@ class IdentityService:
     ) -> None:
         """Apply ``user_identity_change`` events inside the worker's transaction."""
         config = self.config_for(workspace_id)
-        keys = [
-            (c.identity_type.value, v)
-            for c in request.changes
-            for v in (c.old_value, c.new_value)
-            if v
-        ]
+        keys = _change_keys(request)
         for _ in range(_RETRIES):
             try:
                 with savepoint(tx):
@@ -397,31 +362,26 @@ class IdentityService:
 
     # -- machinery -------------------------------------------------------------------------
     def _run(
-        self,
-        workspace_id: int,
-        config: StrategyConfig,
-        request: IdentityRequest,
-        decide: Decide,
+        self, workspace_id: int, request: IdentityRequest, strategy: Strategic
     ) -> IdentityResult:
+        decide = self._decider(strategy, workspace_id, request)
         hit = self._try_read(workspace_id, decide)
         if hit is not None:
             return hit
-        return self._write(workspace_id, config, _keys(request), decide)
+        return self._write(workspace_id, self.config_for(workspace_id), _keys(request), decide)
 
     async def _run_async(
-        self,
-        workspace_id: int,
-        config: StrategyConfig,
-        request: IdentityRequest,
-        decide: Decide,
+        self, workspace_id: int, request: IdentityRequest, strategy: Strategic
     ) -> IdentityResult:
         """The optimistic read runs on the caller's event loop: a few index lookups, never
         blocked by a writer (SQLite WAL, PostgreSQL MVCC). Only a write, which may wait for the
         database's write lock, goes to a thread. A thread hop per request cost more than the
         whole read (bench/IDENTITY_PROFILE.md)."""
+        decide = self._decider(strategy, workspace_id, request)
         hit = self._try_read(workspace_id, decide)
         if hit is not None:
             return hit
+        config = self.config_for(workspace_id)
         return await asyncio.to_thread(self._write, workspace_id, config, _keys(request), decide)
 
     def _try_read(self, workspace_id: int, decide: Decide) -> IdentityResult | None:
@@ -519,6 +479,13 @@ class _ProfileGone(Exception):
 
 def _keys(request: IdentityRequest) -> list[tuple[str, str]]:
     return [(t.value, v) for t, v in request.identities.items()]
+
+
+def _change_keys(request: ModifyRequest) -> list[tuple[str, str]]:
+    """Every identity value a modify touches (old and new), for the write locks."""
+    return [
+        (c.identity_type.value, v) for c in request.changes for v in (c.old_value, c.new_value) if v
+    ]
 
 
 def _read_only(decision: Decision) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.engine import Connection
 
-from opencdp.events import store as event_store
+from opencdp.events import service as events_service
 from opencdp.events.access import event_name_of, event_timestamp_of, event_type_of
 from opencdp.events.service import new_event_id
 from opencdp.ingestion.pipeline import WorkItem
@@ -39,4 +39,4 @@ class StoreEvents:
                         "data": encode(ev),
                     }
                 )
-        event_store.insert_events(tx, rows)
+        events_service.append(tx, rows)
