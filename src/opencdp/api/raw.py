@@ -22,8 +22,12 @@ logger = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-Reply = tuple[int, bytes]  # status, JSON body (empty: no body)
+RawHeaders = list[tuple[bytes, bytes]]
+Reply = tuple[int, bytes] | tuple[int, bytes, RawHeaders]
+"""status, JSON body (empty: no body), optionally extra headers (lower-case latin-1 bytes)."""
 Handler = Callable[[Scope, Receive], Awaitable[Reply]]
+Decorate = Callable[[Scope], RawHeaders]
+"""Headers for every response of an endpoint, errors included (CORS, for instance)."""
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -68,8 +72,12 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 _JSON = (b"content-type", b"application/json")
 
 
-async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+async def _send(
+    send: Send, status: int, body: bytes, headers: dict[str, str], extra: RawHeaders | None = None
+) -> None:
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if extra:
+        raw.extend(extra)
     if body:
         raw.append(_JSON)
     raw.append((b"content-length", str(len(body)).encode()))
@@ -84,33 +92,39 @@ class RawEndpoint:
     instead of wrapping it in its Request/Response machinery.
     """
 
-    __slots__ = ("_family", "_handler", "_on_error")
+    __slots__ = ("_decorate", "_family", "_handler", "_on_error")
 
     def __init__(
         self,
         family: Family,
         handler: Handler,
         on_error: Callable[[Family, str], None] | None = None,
+        *,
+        decorate: Decorate | None = None,
     ) -> None:
         self._family = family
         self._handler = handler
         self._on_error = on_error
+        self._decorate = decorate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         family, on_error = self._family, self._on_error
+        extra: RawHeaders = [] if self._decorate is None else self._decorate(scope)
         try:
-            status, body = await self._handler(scope, receive)
+            reply = await self._handler(scope, receive)
         except e.OpenCdpError as exc:
             if on_error is not None:
                 on_error(family, exc.code)
             status, headers, payload = family.render(exc)
-            await _send(send, status, payload, headers)
+            await _send(send, status, payload, headers, extra)
             return
         except Exception:
             logger.exception("api.unhandled_error", extra={"path": scope.get("path")})
             if on_error is not None:
                 on_error(family, "internal")
             status, headers, payload = family.render(e.OpenCdpError("internal error"))
-            await _send(send, 500, payload, headers)
+            await _send(send, 500, payload, headers, extra)
             return
-        await _send(send, status, body, {})
+        if len(reply) == 3:
+            extra.extend(reply[2])  # type: ignore[misc]
+        await _send(send, reply[0], reply[1], {}, extra)
