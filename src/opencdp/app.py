@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from opencdp.api import oauth_routes, profile_routes
 from opencdp.api.app import RouteFactory, build_asgi
 from opencdp.api.context import ApiContext
+from opencdp.api.front import FrontDoor
 from opencdp.core import migrate
 from opencdp.core.clock import Clock, SystemClock
 from opencdp.core.config import Settings
@@ -53,7 +54,7 @@ class Runtime:
     worker: Worker
     services: dict[str, Any] = field(default_factory=dict)
     route_factories: list[RouteFactory] = field(default_factory=list)
-    _asgi: Starlette | None = None
+    _asgi: FrontDoor | None = None
 
     def context(self) -> ApiContext:
         return ApiContext(
@@ -66,7 +67,7 @@ class Runtime:
             clock=self.clock,
         )
 
-    def asgi(self, *, run_worker: bool = False) -> Starlette:
+    def asgi(self, *, run_worker: bool = False) -> FrontDoor:
         """The web application; with ``run_worker`` its lifespan also runs the worker."""
 
         @contextlib.asynccontextmanager
@@ -186,7 +187,7 @@ def build_runtime(
     )
 
 
-def asgi_from_env() -> Starlette:
+def asgi_from_env() -> FrontDoor:
     """Application factory for ``serve --api-processes N``: each process builds its own
     runtime from the ``OPENCDP_*`` variables the parent set (the parent already migrated and
     bootstrapped the store)."""

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 
 from opencdp.api import events_routes, identity_routes, ops_routes, web_routes
 from opencdp.api.context import ApiContext
+from opencdp.api.front import FrontDoor
 
 RouteFactory = Callable[[ApiContext], list[Any]]
 
@@ -28,8 +29,8 @@ def build_asgi(
     *,
     extra: list[RouteFactory] | None = None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
-) -> Starlette:
+) -> FrontDoor:
     all_routes: list[BaseRoute] = []
     for factory in [*ROUTE_FACTORIES, *(extra or [])]:
         all_routes.extend(factory(ctx))
-    return Starlette(routes=all_routes, lifespan=lifespan)
+    return FrontDoor(Starlette(routes=all_routes, lifespan=lifespan))

@@ -18,7 +18,7 @@ from opencdp.ingestion.service import AcceptResult
 from opencdp.ingestion.service import Route as IngestRoute
 
 
-def accepted(result: AcceptResult) -> raw.Reply:
+def accepted(result: AcceptResult) -> tuple[int, bytes]:
     """202 with no body, or with the rejected batches of a partly good bulk request."""
     if not result.rejected:
         return 202, b""
