@@ -16,9 +16,11 @@ from opencdp.core.clock import FrozenClock
 from opencdp.core.config import Settings
 from opencdp.core.errors import Unauthenticated
 from opencdp.tenancy.model import OAuthClient
+from opencdp.tenancy.service import TenancyService
 from opencdp.tenancy.tokens import (
     TOKEN_LIFETIME_S,
     Grant,
+    TokenService,
     bearer_token,
     derive_key,
     issue_token,
@@ -73,6 +75,22 @@ def test_a_token_carries_the_clients_scope_until_it_expires() -> None:
     assert not grant.may_use_platform(4)
     with pytest.raises(Unauthenticated, match="expired"):
         verify_token(tok, key=KEY, now_ms=T0 + TOKEN_LIFETIME_S * 1000)
+
+
+def test_authenticate_remembers_verified_tokens_and_still_expires_them() -> None:
+    clock = FrozenClock(T0)
+    tenancy: TenancyService = None  # type: ignore[assignment]  # only issue() needs it
+    svc = TokenService(tenancy=tenancy, clock=clock, key=KEY)
+    tok = issue_token(CLIENT, key=KEY, now_ms=T0, lifetime_s=60)
+    first = svc.authenticate(f"Bearer {tok}")
+    assert svc.authenticate(f"Bearer {tok}") is first  # verified once
+    forged = issue_token(CLIENT, key=b"x" * 32, now_ms=T0, lifetime_s=60)
+    for _ in range(2):  # a refused token is never remembered
+        with pytest.raises(Unauthenticated, match="invalid"):
+            svc.authenticate(f"Bearer {forged}")
+    clock.advance(60_000)
+    with pytest.raises(Unauthenticated, match="expired"):
+        svc.authenticate(f"Bearer {tok}")
 
 
 def test_forged_or_damaged_tokens_are_refused() -> None:
