@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from starlette.datastructures import QueryParams
 
 from opencdp.api.errors import PROFILE, status_of
+from opencdp.api.profile_routes import query_fields
 from opencdp.core import errors as e
 from opencdp.core.clock import FrozenClock
 from opencdp.core.config import Settings
@@ -148,6 +150,45 @@ def test_without_fields_only_the_top_level_values_are_returned(papp: App, mpid: 
         status, doc = get_profile(papp, mpid, fields=fields)
         assert status == 200
         assert set(doc) == {*TOP, "account_user_attributes"}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (b"", None),
+        (b"other=1", None),
+        (b"fields=user_attributes", "user_attributes"),
+        (b"fields=user_identities%2Cuser_attributes", "user_identities,user_attributes"),
+        (b"fields=user_identities,%20user_attributes", "user_identities, user_attributes"),
+        (b"fields=a+b", "a b"),
+        (b"fields=device_identities&fields=attribution", "attribution"),  # the last one
+        (b"x=1&fields=attribution&y", "attribution"),
+        (b"fields", ""),
+        (b"fields=", ""),
+        (b"fields=%C3%A9", "\u00e9"),
+        (b"fields=\xe9", "\u00e9"),  # a raw byte is latin-1
+        (b"fie%6Cds=attribution", "attribution"),
+    ],
+)
+def test_fields_are_read_from_the_query_string_as_starlette_reads_them(
+    query: bytes, expected: str | None
+) -> None:
+    assert query_fields(query) == expected
+    assert QueryParams(query).get("fields") == expected
+
+
+def test_percent_encoded_and_repeated_fields(papp: App, mpid: int) -> None:
+    bearer = {"Authorization": f"Bearer {token(papp)}"}
+    r = papp.client.get(
+        profile_url(papp, mpid) + "?fields=user_identities%2Cattribution", headers=bearer
+    )
+    assert r.status_code == 200
+    assert list(r.json()) == [*TOP, "user_identities", "account_user_attributes", "attribution"]
+    r = papp.client.get(
+        profile_url(papp, mpid) + "?fields=bogus&fields=attribution", headers=bearer
+    )
+    assert r.status_code == 200
+    assert list(r.json()) == [*TOP, "account_user_attributes", "attribution"]
 
 
 def test_an_unknown_field_is_400(papp: App, mpid: int) -> None:

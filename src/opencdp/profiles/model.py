@@ -23,6 +23,7 @@ kept as long as the profile lives, so an older batch cannot resurrect a deleted 
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -360,9 +361,13 @@ class Section(StrEnum):
     ATTRIBUTION = "attribution"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_fields(raw: str | None) -> frozenset[Section]:
     """Sections named in ``fields``. Absent or empty names none: each section must be asked
-    for (PAPI), and the top-level values are always returned. Unknown names are a 400."""
+    for (PAPI), and the top-level values are always returned. Unknown names are a 400.
+
+    Cached: clients send the same few ``fields`` strings on every lookup (a refusal raises,
+    so it is never cached)."""
     if not raw:
         return frozenset()
     out: set[Section] = set()
