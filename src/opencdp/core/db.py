@@ -10,14 +10,19 @@ low.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+from opencdp.core.sql import RawRead
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -57,8 +62,11 @@ class Database:
         connections are reused rather than opened per call (opening runs the pragmas)."""
         self.url = url
         self.dialect = sa.engine.make_url(url).get_backend_name()
+        self._raw_own = True
         if self.dialect == "sqlite":
             db_path = sa.engine.make_url(url).database
+            # An in-memory database exists once per connection: read_raw must share the pool's.
+            self._raw_own = bool(db_path) and db_path != ":memory:" and "memory" not in url
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = sa.create_engine(
@@ -73,6 +81,9 @@ class Database:
             self.engine = sa.create_engine(
                 url, pool_size=pool_size, max_overflow=32, pool_pre_ping=True
             )
+        self._raw_local = threading.local()
+        self._raw_all: list[RawRead] = []
+        self._raw_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +104,58 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def read_raw(self, fn: Callable[[RawRead], T]) -> T:
+        """``fn`` in a read transaction on a DBAPI connection kept for this thread.
+
+        For read paths where ``read()``'s SQLAlchemy overhead is most of the cost (IDSync's
+        optimistic read: ~100 us of it against ~10 us of SQL on SQLite). Each thread keeps its
+        own idle connections, so no pool checkout, no events and no lock; a nested call takes
+        a second connection rather than sharing the first's transaction. The connections come
+        from the engine (pragmas and dialect setup included) and are detached from its pool;
+        ``dispose`` closes them. ``fn`` must only read: when the connection turns out to be
+        dead (the PostgreSQL server restarted; the pool would have pinged it), it is thrown
+        away and ``fn`` runs once more on a fresh one.
+        """
+        if not self._raw_own:
+            with self.read() as conn:
+                return fn(RawRead(conn.connection.driver_connection, pg=not self.is_sqlite))
+        idle: list[RawRead] | None = getattr(self._raw_local, "idle", None)
+        if idle is None:
+            idle = self._raw_local.idle = []
+        for attempt in (0, 1):
+            reader = idle.pop() if idle else self._raw_connect()
+            try:
+                reader.begin()
+                out = fn(reader)
+                reader.commit()
+            except BaseException:
+                reader.rollback()
+                if reader.lost:
+                    self._raw_forget(reader)
+                    if attempt == 0:
+                        continue
+                else:
+                    idle.append(reader)
+                raise
+            idle.append(reader)
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raw_connect(self) -> RawRead:
+        fairy = self.engine.raw_connection()
+        dbapi_conn = fairy.driver_connection
+        fairy.detach()  # ours now: closing it closes the DBAPI connection
+        reader = RawRead(dbapi_conn, pg=not self.is_sqlite)
+        with self._raw_lock:
+            self._raw_all.append(reader)
+        return reader
+
+    def _raw_forget(self, reader: RawRead) -> None:
+        reader.close()
+        with self._raw_lock:
+            if reader in self._raw_all:
+                self._raw_all.remove(reader)
+
     def optimize(self) -> None:
         """Refresh the planner's statistics where they are stale (SQLite ``PRAGMA optimize``;
         PostgreSQL's autovacuum does this itself). Without statistics SQLite preferred a
@@ -102,4 +165,9 @@ class Database:
                 conn.exec_driver_sql("PRAGMA optimize")
 
     def dispose(self) -> None:
+        with self._raw_lock:
+            readers, self._raw_all = self._raw_all, []
+        for reader in readers:
+            reader.close()
+        self._raw_local = threading.local()
         self.engine.dispose()

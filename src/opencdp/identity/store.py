@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opencdp.core.dialect import lock_for_update_skip_locked
-from opencdp.core.sql import Sql
+from opencdp.core.sql import RawRead, Sql
 from opencdp.identity.model import ProfileView
 from opencdp.identity.tables import aliases, identity_profiles, identity_unique, identity_values
 from opencdp.identity.types import IdentityType
@@ -50,13 +51,26 @@ _TOUCH = Sql(
 )
 
 
+Reader = Connection | RawRead
+"""Where graph reads run: a SQLAlchemy transaction (writes, the worker) or a raw read
+transaction (``Database.read_raw``: IDSync's optimistic reads)."""
+
+
+def _rows(conn: Reader, stmt: Sql, params: Mapping[str, Any]) -> list[Any]:
+    return conn.rows(stmt, params) if isinstance(conn, RawRead) else stmt.rows(conn, params)
+
+
+def _first(conn: Reader, stmt: Sql, params: Mapping[str, Any]) -> Any:
+    return conn.first(stmt, params) if isinstance(conn, RawRead) else stmt.first(conn, params)
+
+
 class StoreGraph:
-    """A GraphView over one connection (one transaction = one consistent snapshot).
+    """A GraphView over one transaction (one consistent snapshot).
 
     Profiles are memoized for the life of the object, which is one decision.
     """
 
-    def __init__(self, conn: Connection, workspace_id: int) -> None:
+    def __init__(self, conn: Reader, workspace_id: int) -> None:
         self._conn = conn
         self._ws = workspace_id
         self._profiles: dict[int, ProfileView | None] = {}
@@ -76,17 +90,17 @@ class StoreGraph:
         return self._profiles[mpid]
 
 
-def mpids_for(conn: Connection, workspace_id: int, identity_type: str, value: str) -> list[int]:
-    rows = _MPIDS_FOR.rows(conn, {"ws": workspace_id, "t": identity_type, "v": value})
+def mpids_for(conn: Reader, workspace_id: int, identity_type: str, value: str) -> list[int]:
+    rows = _rows(conn, _MPIDS_FOR, {"ws": workspace_id, "t": identity_type, "v": value})
     return [int(r[0]) for r in rows]
 
 
-def load_profile(conn: Connection, workspace_id: int, mpid: int) -> ProfileView | None:
-    head = _PROFILE_HEAD.first(conn, {"mpid": mpid, "ws": workspace_id})
+def load_profile(conn: Reader, workspace_id: int, mpid: int) -> ProfileView | None:
+    head = _first(conn, _PROFILE_HEAD, {"mpid": mpid, "ws": workspace_id})
     if head is None:
         return None
     ids: dict[IdentityType, set[str]] = {}
-    for t, value in _PROFILE_IDS.rows(conn, {"ws": workspace_id, "mpid": mpid}):
+    for t, value in _rows(conn, _PROFILE_IDS, {"ws": workspace_id, "mpid": mpid}):
         ids.setdefault(IdentityType(t), set()).add(value)
     return ProfileView(
         mpid=mpid,
