@@ -9,16 +9,21 @@ the browser first sends an ``OPTIONS`` preflight (docs/sdk-clients.md §2.1).
 So every response of a wrapped route, errors included, carries the allow-origin header, and
 ``OPTIONS`` on such a route is answered here without authentication. No request carries cookies,
 so credentials are never allowed and echoing the caller's origin grants nothing a ``*`` would not.
+
+Two spellings of the same headers: ``with_cors`` for Starlette endpoints, and
+:class:`CorsEndpoint` for raw ASGI endpoints (``api/raw.py``, the IDSync hot path).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from opencdp.api.errors import Endpoint
+from opencdp.api import raw
+from opencdp.api.errors import Endpoint, Family
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = ", ".join(
@@ -78,3 +83,55 @@ def with_cors(endpoint: Endpoint) -> Endpoint:
         return response
 
     return handle
+
+
+# -- raw ASGI endpoints --------------------------------------------------------------------------
+
+_EXPOSE = (b"access-control-expose-headers", EXPOSE_HEADERS.encode("latin-1"))
+_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+_VARY = (b"vary", b"Origin")
+_PREFLIGHT = [
+    (b"access-control-allow-methods", ALLOW_METHODS.encode("latin-1")),
+    (b"access-control-allow-headers", ALLOW_HEADERS.encode("latin-1")),
+    (b"access-control-max-age", MAX_AGE_S.encode("latin-1")),
+]
+
+
+def _raw_origin_headers(scope: raw.Scope) -> raw.RawHeaders:
+    origin = raw.header(scope, b"origin")
+    if not origin:
+        return [_ANY_ORIGIN]
+    return [(b"access-control-allow-origin", origin.encode("latin-1")), _VARY]
+
+
+def raw_cors_headers(scope: raw.Scope) -> raw.RawHeaders:
+    """``decorate`` for a raw endpoint: what ``with_cors`` stamps on every response."""
+    headers = _raw_origin_headers(scope)
+    headers.append(_EXPOSE)
+    return headers
+
+
+class CorsEndpoint(raw.RawEndpoint):
+    """A raw endpoint with ``with_cors``'s behaviour: preflights answered here (204, no
+    authentication, the same headers as :func:`preflight`), every other response, errors
+    included, stamped with the allow-origin and expose headers."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        family: Family,
+        handler: raw.Handler,
+        on_error: Callable[[Family, str], None] | None = None,
+    ) -> None:
+        super().__init__(family, handler, on_error, decorate=raw_cors_headers)
+
+    async def __call__(self, scope: raw.Scope, receive: raw.Receive, send: raw.Send) -> None:
+        if scope["method"] == "OPTIONS":
+            headers = _raw_origin_headers(scope)
+            headers.extend(_PREFLIGHT)
+            # 204: no body and, as Starlette sends it, no Content-Length either.
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await super().__call__(scope, receive, send)

@@ -29,6 +29,7 @@ from starlette.requests import Request
 
 from opencdp.api.context import ApiContext
 from opencdp.api.http import basic_credentials
+from opencdp.api.raw import Scope
 from opencdp.core.errors import Forbidden, Unauthenticated
 from opencdp.tenancy.model import Principal
 
@@ -36,20 +37,40 @@ from opencdp.tenancy.model import Principal
 def authenticate(
     ctx: ApiContext, request: Request, body: bytes, *, path_key: str | None = None
 ) -> Principal:
-    """The input that sent ``request``; ``path_key`` is the API key an alias URL carries.
+    """:func:`authenticate_scope` for a Starlette request."""
+    return authenticate_scope(ctx, request.scope, body, path_key=path_key)
 
-    ``body`` must be the bytes as signed, i.e. after gunzip.
+
+def authenticate_scope(
+    ctx: ApiContext, scope: Scope, body: bytes, *, path_key: str | None = None
+) -> Principal:
+    """The input that sent the request of ``scope``; ``path_key`` is the API key an alias URL
+    carries.
+
+    ``body`` must be the bytes as signed, i.e. after gunzip. Headers are read from the ASGI
+    scope in one pass (the raw IDSync endpoints have no Starlette request); for a repeated
+    header the first one counts, as with Starlette's ``headers.get``.
     """
-    headers = request.headers
-    header_key = headers.get("x-mp-key")
+    authorization = header_key = presented = date = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"x-mp-key":
+            if header_key is None:
+                header_key = value.decode("latin-1")
+        elif name == b"x-mp-signature":
+            if presented is None:
+                presented = value.decode("latin-1")
+        elif name == b"date" and date is None:
+            date = value.decode("latin-1")
     if path_key is not None and header_key is not None and header_key != path_key:
         raise Unauthenticated("the x-mp-key header does not match the API key in the URL")
     key = path_key if path_key is not None else header_key
-    if headers.get("authorization"):
-        return _basic(ctx, headers.get("authorization"), path_key)
-    signature = headers.get("x-mp-signature")
-    if signature is not None:
-        return _hmac(ctx, request, body, key, signature)
+    if authorization:
+        return _basic(ctx, authorization, path_key)
+    if presented is not None:
+        return _hmac(ctx, scope, body, key, presented, date)
     return _key_only(ctx, key)
 
 
@@ -85,11 +106,10 @@ def _key_only(ctx: ApiContext, key: str | None) -> Principal:
 
 
 def _hmac(
-    ctx: ApiContext, request: Request, body: bytes, key: str | None, presented: str
+    ctx: ApiContext, scope: Scope, body: bytes, key: str | None, presented: str, date: str | None
 ) -> Principal:
     if not key:
         raise Unauthenticated("HMAC authentication needs the x-mp-key header")
-    date = request.headers.get("date")
     if not date:
         raise Unauthenticated("HMAC authentication needs a Date header")
     date_ms = parse_date(date)
@@ -100,8 +120,8 @@ def _hmac(
         raise Unauthenticated(f"the Date header is more than {window_s} s from the server clock")
     principal = _lookup(ctx, key)
     presented = presented.strip().lower()
-    method = request.method
-    for path in signed_paths(request):
+    method = scope["method"]
+    for path in signed_paths(scope):
         expected = signature(principal.api_secret, method, date, path, body)
         if hmac.compare_digest(expected, presented):
             return principal
@@ -124,11 +144,11 @@ def canonical_path(path: str) -> str:
     return path[at:] if at >= 0 else path
 
 
-def signed_paths(request: Request) -> list[str]:
+def signed_paths(scope: Scope) -> list[str]:
     """Paths (with ``?query``) a valid signature may cover: canonical first, then literal."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
-    query = request.scope.get("query_string", b"").decode("latin-1")
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
     suffix = f"?{query}" if query else ""
     canonical = canonical_path(path) + suffix
     literal = path + suffix

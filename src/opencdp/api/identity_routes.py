@@ -6,8 +6,13 @@ pointed at a custom host (idsync.md §5.1); alias under the web SDK's
 alias`` and mParticle's ``/v1/identity/{apiKey}/alias`` (either spelling of "alias" everywhere).
 Every route answers CORS, since the Web SDK calls all of them from the customer's page.
 
-Handlers read the body (bounded, gunzipped), authenticate, decode, make one identity-service
-call in the thread pool (it blocks on the database) and encode.
+Hot path: these are raw ASGI endpoints (``api/raw.py``) with CORS (``cors.CorsEndpoint``):
+Starlette's Request/Response objects, ``family_endpoint`` and ``with_cors`` cost more per
+request than the identity decision (bench/IDENTITY_PROFILE.md). A handler reads the body
+(bounded, gunzipped), authenticates from the scope's headers, decodes, makes one
+identity-service call and encodes. Identify, login and logout decide on a read snapshot on the
+event loop and only go to a thread to write; search reads inline; modify and alias write, in
+the thread pool (they block on the database's write lock).
 """
 
 from __future__ import annotations
@@ -15,15 +20,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from opencdp.api import raw
 from opencdp.api.context import ApiContext
-from opencdp.api.cors import with_cors
-from opencdp.api.errors import ALIAS, IDSYNC, Endpoint, family_endpoint
-from opencdp.api.http import read_body
-from opencdp.api.identity_auth import authenticate
+from opencdp.api.cors import CorsEndpoint
+from opencdp.api.errors import ALIAS, IDSYNC
+from opencdp.api.identity_auth import authenticate_scope
 from opencdp.api.identity_openapi import IDENTITY_PATHS
 from opencdp.api.identity_wire import (
     decode_alias_request,
@@ -48,36 +51,30 @@ EXTRA_PATHS.update(IDENTITY_PATHS)
 Call = Callable[[int, IdentityRequest], Awaitable[IdentityResult]]
 
 
-def _json(body: bytes) -> Response:
-    return Response(body, status_code=200, media_type="application/json")
-
-
 def routes(ctx: ApiContext) -> list[Route]:
     service: IdentityService = ctx.services["identity"]
 
-    def idsync(call: Call) -> Endpoint:
-        @family_endpoint(IDSYNC, ctx.count_error)
-        async def handle(request: Request) -> Response:
-            body = await read_body(request, MAX_BODY_BYTES)
-            principal = authenticate(ctx, request, body)
+    def idsync(call: Call) -> CorsEndpoint:
+        async def handle(scope: raw.Scope, receive: raw.Receive) -> raw.Reply:
+            body = await raw.read_body(scope, receive, MAX_BODY_BYTES)
+            principal = authenticate_scope(ctx, scope, body)
             identity_request, context = decode_identity_request(body)
             result = await call(principal.workspace_id, identity_request)
-            return _json(encode_identity_response(result, context))
+            return 200, encode_identity_response(result, context)
 
-        return with_cors(handle)
+        return CorsEndpoint(IDSYNC, handle, ctx.count_error)
 
-    @family_endpoint(IDSYNC, ctx.count_error)
-    async def modify(request: Request) -> Response:
-        body = await read_body(request, MAX_BODY_BYTES)
-        principal = authenticate(ctx, request, body)
-        modify_request, context = decode_modify_request(request.path_params["mpid"], body)
+    async def modify(scope: raw.Scope, receive: raw.Receive) -> raw.Reply:
+        body = await raw.read_body(scope, receive, MAX_BODY_BYTES)
+        principal = authenticate_scope(ctx, scope, body)
+        modify_request, context = decode_modify_request(scope["path_params"]["mpid"], body)
         result = await run_in_threadpool(service.modify, principal.workspace_id, modify_request)
-        return _json(encode_modify_response(result, context))
+        return 200, encode_modify_response(result, context)
 
-    @family_endpoint(ALIAS, ctx.count_error)
-    async def alias(request: Request) -> Response:
-        body = await read_body(request, MAX_BODY_BYTES)
-        principal = authenticate(ctx, request, body, path_key=request.path_params["apiKey"])
+    async def alias(scope: raw.Scope, receive: raw.Receive) -> raw.Reply:
+        body = await raw.read_body(scope, receive, MAX_BODY_BYTES)
+        path_key = scope["path_params"]["apiKey"]
+        principal = authenticate_scope(ctx, scope, body, path_key=path_key)
         alias_request = decode_alias_request(body, now_ms=ctx.clock.now_ms())
         await run_in_threadpool(
             service.alias,
@@ -87,7 +84,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             start_ms=alias_request.start_ms,
             end_ms=alias_request.end_ms,
         )
-        return Response(status_code=202)
+        return 202, b""
 
     calls: dict[str, Call] = {
         "identify": service.identify_async,
@@ -95,13 +92,15 @@ def routes(ctx: ApiContext) -> list[Route]:
         "logout": service.logout_async,
         "search": service.search_async,
     }
+    modify_endpoint = CorsEndpoint(IDSYNC, modify, ctx.count_error)
+    alias_endpoint = CorsEndpoint(ALIAS, alias, ctx.count_error)
     out: list[Route] = []
     for prefix in PREFIXES:
         out += [
             Route(f"{prefix}/{name}", idsync(call), methods=METHODS) for name, call in calls.items()
         ]
-        out.append(Route(prefix + "/{mpid}/modify", with_cors(modify), methods=METHODS))
+        out.append(Route(prefix + "/{mpid}/modify", modify_endpoint, methods=METHODS))
     for prefix in ALIAS_PREFIXES:
         for name in ("Alias", "alias"):
-            out.append(Route(f"{prefix}/{{apiKey}}/{name}", with_cors(alias), methods=METHODS))
+            out.append(Route(f"{prefix}/{{apiKey}}/{name}", alias_endpoint, methods=METHODS))
     return out
