@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import random
 
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opencdp.app import Runtime
+from opencdp.identity.tables import identity_profiles, identity_values
 from opencdp.profiles import store
 from opencdp.profiles.model import ValueKind, ValueWrite, merge
 
@@ -63,3 +65,47 @@ def test_heads_widen_and_profiles_are_deleted_with_their_values(runtime: Runtime
         assert len(store.registers(conn, 1, 5)) == 1
         assert store.head(conn, 2, 6) is not None  # other workspace untouched
         assert len(store.registers(conn, 2, 6)) == 1
+
+
+def test_lookup_reads_identity_record_identities_head_and_live_values_in_one_statement(
+    runtime: Runtime,
+) -> None:
+    with runtime.db.write() as tx:
+        for ws in (1, 2):
+            tx.execute(
+                sa.insert(identity_profiles),
+                {"mpid": 10 + ws, "workspace_id": ws, "created_ms": 5, "last_seen_ms": 9},
+            )
+        tx.execute(
+            sa.insert(identity_values),
+            [
+                {"workspace_id": 1, "identity_type": "email", "value": "a@x", "mpid": 11},
+                {"workspace_id": 1, "identity_type": "customer_id", "value": "c1", "mpid": 11},
+                {"workspace_id": 2, "identity_type": "email", "value": "b@x", "mpid": 12},
+            ],
+        )
+        store.upsert_heads(tx, [store.Head(1, 11, created_ms=6, last_stored_ms=8)])
+        store.upsert_values(
+            tx,
+            [
+                (1, 11, ValueWrite.of(A, "plan", "pro", 1)),
+                (1, 11, ValueWrite.deletion(A, "gone", 1)),
+                (2, 12, ValueWrite.of(A, "orphan", "1", 1)),  # no head in workspace 2
+            ],
+        )
+    found = runtime.db.read_raw(lambda r: store.lookup(r, 1, 11))
+    assert found is not None
+    assert (found.mpid, found.created_ms, found.last_seen_ms, found.last_stored_ms) == (
+        11,
+        5,
+        9,
+        8,
+    )
+    assert sorted(found.identities) == [("customer_id", "c1"), ("email", "a@x")]
+    assert found.values == [("attr", "plan", '"pro"')]  # tombstones are not read
+    other = runtime.db.read_raw(lambda r: store.lookup(r, 2, 12))
+    assert other is not None and other.last_stored_ms is None and other.values == []
+    assert runtime.db.read_raw(lambda r: store.lookup(r, 2, 11)) is None  # other workspace
+    assert runtime.db.read_raw(lambda r: store.lookup(r, 1, 404)) is None
+    assert runtime.db.read_raw(lambda r: store.holders(r, 1, "email", "a@x")) == [11]
+    assert runtime.db.read_raw(lambda r: store.holders(r, 2, "email", "a@x")) == []

@@ -390,9 +390,11 @@ class AudienceMembership:
     expiration_timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileView:
-    """One profile as the Profile API shows it; identity types use Profile API names."""
+class ProfileView(msgspec.Struct, frozen=True, gc=False):
+    """One profile as the Profile API shows it; identity types use Profile API names.
+
+    A Struct rather than a frozen dataclass: one is built per lookup, and a frozen
+    dataclass's ``__init__`` (a ``object.__setattr__`` per field) cost ~8 us of it."""
 
     mpid: int
     created_ms: int

@@ -2,8 +2,11 @@
 
 ``ProfileService`` is the write side (the pipeline step and the expiry sweep call it);
 ``ProfileApi`` is the read side behind ``/userprofile/v1``. Identities and MPID creation belong
-to the identity slice; the Profile API reads them through the ``IdentityDirectory`` protocol,
-which ``GraphIdentityDirectory`` implements over the identity graph.
+to the identity slice. ``IdentityDirectory`` (implemented over the identity graph by
+``GraphIdentityDirectory``) is its read interface in the Profile API's terms; the lookups
+themselves read the identity tables read-only in the same statement as the profile data
+(``store.lookup``), because one statement on a raw connection is most of what makes a lookup
+cheap (bench/IDENTITY_PROFILE.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from opencdp.core.db import Database
 from opencdp.core.errors import BadRequest, Forbidden, NotFound
 from opencdp.core.metrics import Metrics
 from opencdp.core.ratelimit import RateLimiter
+from opencdp.core.sql import RawRead
 from opencdp.identity.model import parse_mpid
 from opencdp.identity.service import IdentityService, ProfileIdentities
 from opencdp.identity.types import (
@@ -206,7 +210,12 @@ def _reduce(into: dict[_K, ValueWrite], pairs: Iterable[tuple[_K, ValueWrite]]) 
 
 
 class ProfileApi:
-    """``/userprofile/v1``: authorization against the token's grant, rate limit, lookup."""
+    """``/userprofile/v1``: authorization against the token's grant, rate limit, lookup.
+
+    Each lookup is one read transaction on the thread's own DBAPI connection
+    (``Database.read_raw``) running one statement (``store.lookup``); resolve adds the
+    identity's holders to the same transaction.
+    """
 
     def __init__(
         self,
@@ -233,7 +242,8 @@ class ProfileApi:
     ) -> ProfileView:
         ws = self._authorize(grant, org_id, account_id, workspace_id)
         sections = parse_fields(fields)
-        return self._view(ws, parse_mpid(mpid), sections)
+        wanted = parse_mpid(mpid)
+        return self._view(ws, wanted, self._read(ws, wanted), sections)
 
     def resolve(
         self,
@@ -250,10 +260,16 @@ class ProfileApi:
         ws = self._authorize(grant, org_id, account_id, workspace_id)
         sections = parse_fields(fields)
         identity_type = request.checked_type()
-        mpid = self.directory.resolve(ws, to_identity_api(identity_type), request.identity.value)
-        if mpid is None:
-            raise NotFound("no profile holds this identity in the workspace")
-        return self._view(ws, mpid, sections)
+        value = request.identity.value
+
+        def read(r: RawRead) -> tuple[int, store.ProfileRecord | None]:
+            mpids = store.holders(r, ws, identity_type.value, value)
+            if len(mpids) != 1:  # none, or ambiguous
+                raise NotFound("no profile holds this identity in the workspace")
+            return mpids[0], store.lookup(r, ws, mpids[0])
+
+        mpid, found = self._db.read_raw(read)
+        return self._view(ws, mpid, found, sections)
 
     # -- helpers ---------------------------------------------------------------------------
     def _authorize(self, grant: Grant, org_id: str, account_id: str, workspace_id: str) -> int:
@@ -267,26 +283,31 @@ class ProfileApi:
             raise Forbidden("Not authorized to access the specified method or resource")
         return ws
 
-    def _view(self, ws: int, mpid: int, sections: frozenset[Section]) -> ProfileView:
-        with self._db.read() as conn:  # one snapshot for the identity record and the data
-            ident = self.directory.profile_in(conn, ws, mpid)
-            if ident is None or ident.last_seen_ms < self._profiles.expired_before_ms(ws):
-                raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
-            head = store.head(conn, ws, mpid)
-            rows = store.live_values(conn, ws, mpid) if head is not None else []
-        attributes, fields = registers_view(rows)
+    def _read(self, ws: int, mpid: int) -> store.ProfileRecord | None:
+        """The identity record and the profile data in one read transaction (one snapshot)
+        on the thread's own DBAPI connection: SQLAlchemy's Connection, pool checkout and
+        ``BEGIN``/``COMMIT`` bookkeeping cost more than the statement (bench/IDENTITY_PROFILE.md)."""
+        return self._db.read_raw(lambda r: store.lookup(r, ws, mpid))
+
+    def _view(
+        self, ws: int, mpid: int, found: store.ProfileRecord | None, sections: frozenset[Section]
+    ) -> ProfileView:
+        if found is None or found.last_seen_ms < self._profiles.expired_before_ms(ws):
+            raise NotFound(f"profile {mpid} does not exist in workspace {ws}, or has expired")
+        attributes, fields = registers_view(found.values)
         # a profile known only from IDSync calls has no data yet: it was last "stored" then
-        last_stored = ident.last_seen_ms if head is None else head.last_stored_ms
+        last_stored = found.last_seen_ms if found.last_stored_ms is None else found.last_stored_ms
         lat = fields.get(ProfileField.LIMIT_AD_TRACKING)
         attribution = fields.get(ProfileField.ATTRIBUTION)
+        users, devices = _identities(found.identities)
         return ProfileView(
             mpid=mpid,
-            created_ms=ident.created_ms,
+            created_ms=found.created_ms,
             last_stored_ms=last_stored,
             is_opted_out=fields.get(ProfileField.IS_OPTED_OUT) is True,
             limit_ad_tracking=lat if isinstance(lat, bool) else None,
-            user_identities=_profile_api_names(ident.user_identities),
-            device_identities=_profile_api_names(ident.device_identities),
+            user_identities=users,
+            device_identities=devices,
             user_attributes=attributes,
             audience_memberships=(),
             attribution=attribution if isinstance(attribution, dict) else None,
@@ -300,12 +321,37 @@ def _path_id(text: str, name: str) -> int:
     return int(text)
 
 
-def _profile_api_names(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Identity API type names -> Profile API type names (unknown names are left out)."""
-    out: list[tuple[str, str]] = []
-    for name, value in pairs:
-        try:
-            out.append((to_profile_api(from_identity_api(name)), value))
-        except BadRequest:
-            logger.warning("profiles.unknown_identity_type", extra={"identity_type": name})
-    return tuple(out)
+def _profile_api_name(identity_type: IdentityType) -> str | None:
+    try:
+        return to_profile_api(from_identity_api(to_identity_api(identity_type)))
+    except BadRequest:
+        return None
+
+
+_SHOWN: dict[str, tuple[int, bool, str | None, str]] = {
+    t.value: (_TYPE_ORDER[t.value], t.is_user, _profile_api_name(t), to_identity_api(t))
+    for t in IdentityType
+}
+"""Stored identity type name -> (priority, is a user identity, Profile API name or None,
+Identity API name): the per-type work of a lookup, done once."""
+
+
+def _identities(
+    pairs: Iterable[tuple[str, str]],
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """Stored ``(type, value)`` identities -> (user, device) identities with Profile API type
+    names, in the identity priority order, values sorted within a type. Types without a
+    Profile API name, or unknown to this version, are left out."""
+    shown: list[tuple[int, str, bool, str]] = []
+    for stored, value in pairs:
+        known = _SHOWN.get(stored)
+        name = None if known is None else known[2]
+        if known is None or name is None:
+            api_name = stored if known is None else known[3]
+            logger.warning("profiles.unknown_identity_type", extra={"identity_type": api_name})
+            continue
+        shown.append((known[0], value, known[1], name))
+    shown.sort()
+    users = tuple((name, value) for _, value, is_user, name in shown if is_user)
+    devices = tuple((name, value) for _, value, is_user, name in shown if not is_user)
+    return users, devices

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from opencdp.core.sql import Sql
+from opencdp.core.sql import RawRead, Sql
 from opencdp.profiles.model import ValueKind, ValueWrite
 from opencdp.profiles.tables import user_profile_values, user_profiles
 
@@ -161,3 +162,73 @@ def live_values(conn: Connection, workspace_id: int, mpid: int) -> list[tuple[st
     """``(kind, name, encoded)`` of a profile's registers that hold a value (no tombstones);
     ``kind`` is a ``ValueKind`` value. Hand-written: the Profile API's hot path."""
     return [tuple(r) for r in _LIVE_VALUES.rows(conn, {"ws": workspace_id, "mpid": mpid})]  # type: ignore[misc]
+
+
+# --- the Profile API's lookup -----------------------------------------------------------------
+
+# Everything a lookup shows, in one statement: the identity record and its identities (the
+# identity slice's tables, read-only; their shape is identity/tables.py), the head and the live
+# registers. One statement is one execute from Python and one round trip on PostgreSQL instead
+# of four; each branch is an index lookup (bench/seed_graph.py prints the plans). Columns:
+# (tag, text1, text2, text3, int1, int2), where tag says which table the row came from.
+_LOOKUP = Sql(
+    "SELECT 0, NULL, NULL, NULL, created_ms, last_seen_ms FROM identity_profiles"
+    " WHERE mpid = :mpid AND workspace_id = :ws"
+    " UNION ALL SELECT 1, identity_type, value, NULL, NULL, NULL FROM identity_values"
+    " WHERE workspace_id = :ws AND mpid = :mpid"
+    " UNION ALL SELECT 2, NULL, NULL, NULL, created_ms, last_stored_ms FROM user_profiles"
+    " WHERE workspace_id = :ws AND mpid = :mpid"
+    " UNION ALL SELECT 3, kind, name, value, NULL, NULL FROM user_profile_values"
+    " WHERE workspace_id = :ws AND mpid = :mpid AND value IS NOT NULL"
+)
+_HOLDERS = Sql(
+    "SELECT mpid FROM identity_values WHERE workspace_id = :ws AND identity_type = :t"
+    " AND value = :v"
+)
+
+
+class ProfileRecord(msgspec.Struct, frozen=True, gc=False):
+    """One profile as stored: its identity record (``created_ms``, ``last_seen_ms``, the
+    ``(stored type name, value)`` identities), its head if batches wrote any data, and the
+    ``(kind, name, encoded)`` registers holding a value. (A Struct: built per lookup, and
+    several times cheaper to build than a frozen dataclass.)"""
+
+    mpid: int
+    created_ms: int
+    last_seen_ms: int
+    identities: list[tuple[str, str]]
+    last_stored_ms: int | None
+    values: list[tuple[str, str, str]]
+
+
+def lookup(read: RawRead, workspace_id: int, mpid: int) -> ProfileRecord | None:
+    """The profile ``mpid`` of the workspace, None when it has no identity record."""
+    ident: tuple[int, int] | None = None
+    last_stored: int | None = None
+    identities: list[tuple[str, str]] = []
+    values: list[tuple[str, str, str]] = []
+    for tag, t1, t2, t3, n1, n2 in read.rows(_LOOKUP, {"ws": workspace_id, "mpid": mpid}):
+        if tag == 3:
+            values.append((t1, t2, t3))
+        elif tag == 1:
+            identities.append((t1, t2))
+        elif tag == 0:
+            ident = (int(n1), int(n2))
+        else:
+            last_stored = int(n2)
+    if ident is None:
+        return None
+    return ProfileRecord(
+        mpid=mpid,
+        created_ms=ident[0],
+        last_seen_ms=ident[1],
+        identities=identities,
+        last_stored_ms=last_stored,
+        values=values if last_stored is not None else [],  # data without a head is not shown
+    )
+
+
+def holders(read: RawRead, workspace_id: int, identity_type: str, value: str) -> list[int]:
+    """MPIDs holding ``value`` for ``identity_type`` (a stored identity type name)."""
+    rows = read.rows(_HOLDERS, {"ws": workspace_id, "t": identity_type, "v": value})
+    return [int(r[0]) for r in rows]
