@@ -321,3 +321,24 @@ def test_concurrent_identify_from_processes_converges(
                     * 4,
                 )
             assert len(set(mpids)) == 1, mpids
+
+
+def test_identify_survives_a_lost_read_connection(runtime: Runtime, creds: Credentials) -> None:
+    """IDSync reads run on a connection kept per thread (``Database.read_raw``); one that died
+    (PostgreSQL restarted, say) is replaced and the read runs again, as the pool's pre-ping
+    would have done."""
+    svc, ws = _svc(runtime), creds.workspace_id
+    request = IdentityRequest({T.EMAIL: "lost@example.com"})
+    mpid = svc.identify(ws, request).mpid
+    db = runtime.db
+    # a nested read takes a second connection instead of sharing the first's transaction
+    inner = db.read_raw(lambda outer: db.read_raw(lambda inner: inner is not outer))
+    assert inner is True
+    # an error inside a read leaves the connection usable
+    with pytest.raises(NotFound):
+        svc.search(ws, IdentityRequest({T.EMAIL: "nobody@example.com"}))
+    assert svc.identify(ws, request).mpid == mpid
+    for reader in list(db._raw_local.idle):  # simulate connections the server dropped
+        reader._conn.close()
+    assert svc.identify(ws, request).mpid == mpid
+    assert svc.search(ws, request).mpid == mpid

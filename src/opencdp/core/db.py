@@ -114,7 +114,7 @@ class Database:
         from the engine (pragmas and dialect setup included) and are detached from its pool;
         ``dispose`` closes them. ``fn`` must only read: when the connection turns out to be
         dead (the PostgreSQL server restarted; the pool would have pinged it), it is thrown
-        away and ``fn`` runs once more on a fresh one.
+        away and ``fn`` runs once more on a new one.
         """
         if not self._raw_own:
             with self.read() as conn:
@@ -123,7 +123,7 @@ class Database:
         if idle is None:
             idle = self._raw_local.idle = []
         for attempt in (0, 1):
-            reader = idle.pop() if idle else self._raw_connect()
+            reader = idle.pop() if idle and attempt == 0 else self._raw_connect()
             try:
                 reader.begin()
                 out = fn(reader)
