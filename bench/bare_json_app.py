@@ -106,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bare_json_app", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--workers", type=int, default=1, help="processes, like serve --api-processes")
     args = p.parse_args(argv)
     # The same keyword arguments as opencdp.cli._serve, so the server stack is identical.
     uvicorn.run(
-        BareJsonApp(),
+        "bench.bare_json_app:BareJsonApp" if args.workers > 1 else BareJsonApp(),
+        factory=args.workers > 1,
+        workers=args.workers if args.workers > 1 else None,
         host=args.host,
         port=args.port,
         log_config=None,

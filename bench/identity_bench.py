@@ -265,7 +265,7 @@ class IdentityBench:
         if "bare" in args.phases:
             h.wait_until_quiet(quiet)
             port = h.free_port()
-            proc = h.bare(port, self.workdir)
+            proc = h.bare(port, self.workdir, args.api_processes)
             h.log(f"bare baseline on :{port}")
             try:
                 for phase, conns in (("bare", None), ("bare-low", args.low_connections)):

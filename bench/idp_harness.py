@@ -331,9 +331,12 @@ def serve(
     return proc
 
 
-def bare(port: int, workdir: Path) -> Proc:
-    """The baseline app (``bench/bare_json_app.py``) on ``port``."""
+def bare(port: int, workdir: Path, processes: int = 1) -> Proc:
+    """The baseline app (``bench/bare_json_app.py``) on ``port``, in as many processes as the
+    server under test gets (``serve --api-processes``), so the ratio compares like with like."""
     argv = [sys.executable, "-m", "bench.bare_json_app", "--port", str(port)]
+    if processes > 1:
+        argv += ["--workers", str(processes)]
     proc = Proc("bare", argv, workdir / "bare.log")
     proc.wait_http(port)
     return proc

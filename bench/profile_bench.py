@@ -326,7 +326,7 @@ class ProfileBench:
         if "bare" in args.phases:
             h.wait_until_quiet(quiet)
             port = h.free_port()
-            proc = h.bare(port, self.workdir)
+            proc = h.bare(port, self.workdir, self.args.api_processes)
             h.log(f"bare baseline on :{port}")
             try:
                 self.lookups("bare", "bare", port, prefix, "bare-token", proc.pid)
@@ -344,7 +344,10 @@ class ProfileBench:
                 proc.stop()
         port = h.free_port()
         h.log(f"opencdp serve ({store.backend}, embedded worker) on :{port}")
-        proc = h.serve(store, port, self.workdir, worker=True, name="serve")
+        extra = (
+            ["--api-processes", str(self.args.api_processes)] if self.args.api_processes > 1 else []
+        )
+        proc = h.serve(store, port, self.workdir, worker=True, name="serve", extra=extra)
         try:
             token = self.token(port, creds)
             self.check_answers(port, prefix, token, users)
@@ -571,6 +574,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--lag-rate", f"{args.lag_rate:g}"]
     if args.sqlite_analyze:
         parts.append("--sqlite-analyze")
+    if args.api_processes > 1:
+        parts += ["--api-processes", str(args.api_processes)]
     if args.phases != list(PHASES):
         parts += ["--phases", ",".join(args.phases)]
     return " ".join(parts)
@@ -611,6 +616,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     )
+    p.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="serve --api-processes (the bare baseline gets as many uvicorn workers)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, store)")
     p.add_argument("--no-report", action="store_true", help="do not rewrite IDENTITY_PROFILE.md")
     args = p.parse_args(argv)
@@ -636,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = h.machine_notes(args.database_url)
     cmd = command_line(args)
     section = f"profile:{bench.backend}" + (":analyze" if args.sqlite_analyze else "")
+    if args.api_processes > 1:
+        section += f":processes{args.api_processes}"
     doc = {
         "command": cmd,
         "backend": bench.backend,
