@@ -13,6 +13,7 @@ part of what the ratio measures.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, BinaryIO
 
@@ -74,12 +75,32 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+def app_from_env() -> BareApp:
+    """The app of one ``--workers`` process (uvicorn imports it by name)."""
+    return BareApp(open(os.environ["BENCH_BARE_OUT"], "ab"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bare_app", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--out", required=True, help="file the bodies are appended to")
+    p.add_argument("--workers", type=int, default=1, help="processes, like serve --api-processes")
     args = p.parse_args(argv)
+    if args.workers > 1:  # each worker process opens the file itself (O_APPEND: lines stay whole)
+        os.environ["BENCH_BARE_OUT"] = args.out
+        uvicorn.run(
+            "bench.bare_app:app_from_env",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+        return 0
     with open(args.out, "ab") as out:
         # The same keyword arguments as opencdp.cli._serve, so the server stack is identical.
         uvicorn.run(

@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.idp_harness import cpu_seconds  # the server's processes and their children
 from bench.loadgen import BATCHES_PER_BULK, EVENTS_PER_BATCH, TemplateSet, write_templates
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,15 +88,6 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return resp.status, resp.read()
     finally:
         conn.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process and all its threads (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
@@ -379,6 +371,8 @@ class Run:
         argv = self.cli("serve", "--host", "127.0.0.1", "--port", str(port), *store.cli_args())
         if not worker:
             argv.append("--no-worker")
+        if self.args.api_processes > 1:
+            argv += ["--api-processes", str(self.args.api_processes)]
         proc = Proc(name, argv, self.workdir / f"{name}.log")
         proc.wait_http(port)
         return proc
@@ -579,6 +573,8 @@ class Run:
         port = free_port()
         out = self.workdir / "bare.out"
         argv = [sys.executable, "-m", "bench.bare_app", "--port", str(port), "--out", str(out)]
+        if self.args.api_processes > 1:  # the baseline gets as many processes as opencdp
+            argv += ["--workers", str(self.args.api_processes)]
         proc = Proc("bare", argv, self.workdir / "bare.log")
         log(f"bare baseline on :{port}")
         try:
@@ -1010,12 +1006,17 @@ def command_line(args: argparse.Namespace) -> str:
     parts += ["--duration", f"{args.duration:g}", "--connections", str(args.connections)]
     if args.only != ",".join(PHASES):
         parts += ["--only", args.only]
+    if args.api_processes > 1:
+        parts += ["--api-processes", str(args.api_processes)]
     return " ".join(parts)
 
 
 def update_readme(run: Run, rows: list[Row], notes: dict[str, Any], cmd: str) -> None:
     """Replace this backend's section of bench/README.md (between its markers)."""
-    start, end = f"<!-- results:{run.backend}:start -->", f"<!-- results:{run.backend}:end -->"
+    section = run.backend
+    if run.args.api_processes > 1:
+        section += f":processes{run.args.api_processes}"
+    start, end = f"<!-- results:{section}:start -->", f"<!-- results:{section}:end -->"
     by = {x.phase: x for x in run.loads}
     cpu_lines = [
         f"- `{p}`: server {x.server_cpu_s / x.duration_s:.2f}, load generator ({x.loadgen}) "
@@ -1118,6 +1119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--with-worker",
         action="store_true",
         help="run the embedded worker during events/bulk (default: --no-worker, API path only)",
+    )
+    p.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="serve --api-processes N; the bare baseline gets N uvicorn workers too",
     )
     p.add_argument("--profile", action="store_true", help="record py-spy profiles per phase")
     p.add_argument(

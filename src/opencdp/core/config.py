@@ -36,8 +36,9 @@ class Settings:
     api_processes: int = field(
         default=1,
         metadata={
-            "doc": "HTTP API processes for `serve`, for PostgreSQL (one per core). On SQLite "
-            "keep 1: its single writer makes extra processes wait on each other's commits."
+            "doc": "HTTP API processes for `serve` (one per core). On SQLite this raises "
+            "IDSync and Profile API throughput (reads run in parallel); writes still take "
+            "turns, so ingestion gains little (docs/operations.md)."
         },
     )
     partitions: int = field(
