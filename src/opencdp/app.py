@@ -109,7 +109,7 @@ def build_runtime(
     migrate_schema: bool = True,
 ) -> Runtime:
     clock = clock or SystemClock()
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, sqlite_mmap_bytes=settings.sqlite_mmap_mb << 20)
     if migrate_schema:
         migrate.upgrade(db)
     metrics = Metrics()

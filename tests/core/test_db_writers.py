@@ -77,3 +77,14 @@ def test_blocked_writers_are_woken_when_the_lock_is_released(db: Database) -> No
     assert entered.wait(5)
     t.join(5)
     other.dispose()
+
+
+def test_memory_mapping_follows_the_setting(tmp_path: Path) -> None:
+    on = Database(f"sqlite:///{tmp_path / 'a.db'}", sqlite_mmap_bytes=64 << 20)
+    off = Database(f"sqlite:///{tmp_path / 'b.db'}", sqlite_mmap_bytes=0)
+    with on.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() == 64 << 20
+    with off.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() == 0
+    on.dispose()
+    off.dispose()

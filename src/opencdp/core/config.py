@@ -63,6 +63,14 @@ class Settings:
     hmac_window_s: int = field(
         default=300, metadata={"doc": "Accepted clock skew for IDSync HMAC Date headers."}
     )
+    sqlite_mmap_mb: int = field(
+        default=2048,
+        metadata={
+            "doc": "SQLite: read the file through memory mapping up to this size (0 is off). "
+            "Faster reads on large stores; growing the file costs each connection a remap "
+            "(docs/operations.md)."
+        },
+    )
     profile_lifetime_days: int = field(
         default=30, metadata={"doc": "Default profile lifetime after the last activity."}
     )

@@ -11,6 +11,7 @@ low.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -36,15 +37,16 @@ metadata = sa.MetaData(naming_convention=NAMING)
 """Every slice's ``tables.py`` registers its tables here; Alembic migrations create them."""
 
 
-SQLITE_MMAP_BYTES = 4 << 30
-"""Read the database file through memory mapping (SQLite caps it at its compile-time maximum,
-2 GB on common builds). Without it every page outside a connection's 64 MB cache is a
-``pread`` and a copy; on a 1,000,000-profile store that was a tenth of a Profile API lookup
-(5,408 against 4,873 lookups/s, p99 13.7 against 16.8 ms, bench/IDENTITY_PROFILE.md). Address
-space only: the pages are the kernel's page cache, shared by every connection and process."""
+DEFAULT_SQLITE_MMAP_BYTES = 2 << 30
+"""Read the database file through memory mapping (``Settings.sqlite_mmap_mb``; SQLite caps it
+at its compile-time maximum, 2 GB on common builds). Without it every page outside a
+connection's 64 MB cache is a ``pread`` and a copy: on a 1,000,000-profile store, with two API
+processes, 4,873 against 5,408 Profile API lookups/s (p99 16.8 against 13.7 ms). The price is
+on writes that grow the file: every connection then remaps it (IDSync with 5% new users fell
+from ~4,100 to ~3,300 req/s in the same benchmark; bench/IDENTITY_PROFILE.md)."""
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, mmap_bytes: int) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -52,7 +54,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.execute("PRAGMA cache_size=-65536")
-    cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+    cur.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
     cur.close()
 
 
@@ -72,7 +74,9 @@ class WriterBusy(Exception):
 class Database:
     """Owns the engine and hands out read and write transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 48) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 48, sqlite_mmap_bytes: int = DEFAULT_SQLITE_MMAP_BYTES
+    ) -> None:
         """``pool_size`` covers the request thread pool (40) plus the writer and worker, so
         connections are reused rather than opened per call (opening runs the pragmas)."""
         self.url = url
@@ -94,7 +98,11 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=32,
             )
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(
+                self.engine,
+                "connect",
+                functools.partial(_sqlite_pragmas, mmap_bytes=sqlite_mmap_bytes),
+            )
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
             self.engine = sa.create_engine(
