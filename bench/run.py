@@ -628,7 +628,9 @@ class Run:
                 "server_accepted_batches": server_accepted,
                 "client_acked_batches": acked,
                 "client_slack_batches": slack,
-                "stored_matches_server": stored == server_accepted,
+                # /metrics is per process: with --api-processes one scrape sees one of them
+                "stored_matches_server": stored == server_accepted
+                or (self.args.api_processes > 1 and stored >= server_accepted),
                 "stored_matches_client": acked <= stored <= acked + slack,
             }
         )
