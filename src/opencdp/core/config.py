@@ -64,7 +64,7 @@ class Settings:
         default=300, metadata={"doc": "Accepted clock skew for IDSync HMAC Date headers."}
     )
     sqlite_mmap_mb: int = field(
-        default=2048,
+        default=512,
         metadata={
             "doc": "SQLite: read the file through memory mapping up to this size (0 is off). "
             "Faster reads on large stores; growing the file costs each connection a remap "

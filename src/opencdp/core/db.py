@@ -37,13 +37,13 @@ metadata = sa.MetaData(naming_convention=NAMING)
 """Every slice's ``tables.py`` registers its tables here; Alembic migrations create them."""
 
 
-DEFAULT_SQLITE_MMAP_BYTES = 2 << 30
-"""Read the database file through memory mapping (``Settings.sqlite_mmap_mb``; SQLite caps it
-at its compile-time maximum, 2 GB on common builds). Without it every page outside a
-connection's 64 MB cache is a ``pread`` and a copy: on a 1,000,000-profile store, with two API
-processes, 4,873 against 5,408 Profile API lookups/s (p99 16.8 against 13.7 ms). The price is
-on writes that grow the file: every connection then remaps it (IDSync with 5% new users fell
-from ~4,100 to ~3,300 req/s in the same benchmark; bench/IDENTITY_PROFILE.md)."""
+DEFAULT_SQLITE_MMAP_BYTES = 512 << 20
+"""Read the first part of the database file through memory mapping (``Settings.sqlite_mmap_mb``).
+Without it every page outside a connection's 64 MB cache is a ``pread`` and a copy. On a
+1,000,000-profile store (1 GB) with two API processes (bench/IDENTITY_PROFILE.md): Profile API
+4,873 lookups/s unmapped, 5,379 at 512 MB, 5,470 at 2 GB; IDSync with 5% new users 4,140,
+3,846 and 3,252 req/s. A mapping that covers the whole file is remapped by every connection
+whenever the file grows, which new profiles keep doing; one smaller than the file stays put."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, mmap_bytes: int) -> None:
