@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 import msgspec
 import uvicorn
 
+from bench.bare_json_app import serve_options
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -93,25 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             "bench.bare_app:app_from_env",
             factory=True,
             workers=args.workers,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
+            **serve_options(args.host, args.port),
         )
         return 0
     with open(args.out, "ab") as out:
-        # The same keyword arguments as opencdp.cli._serve, so the server stack is identical.
-        uvicorn.run(
-            BareApp(out),
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-        )
+        uvicorn.run(BareApp(out), **serve_options(args.host, args.port))
     return 0
 
 

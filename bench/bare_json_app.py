@@ -108,19 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1, help="processes, like serve --api-processes")
     args = p.parse_args(argv)
-    # The same keyword arguments as opencdp.cli._serve, so the server stack is identical.
     uvicorn.run(
         "bench.bare_json_app:BareJsonApp" if args.workers > 1 else BareJsonApp(),
         factory=args.workers > 1,
         workers=args.workers if args.workers > 1 else None,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
+        **serve_options(args.host, args.port),
     )
     return 0
+
+
+def serve_options(host: str, port: int) -> dict[str, Any]:
+    """The keyword arguments ``opencdp.cli._serve`` gives uvicorn, so the stack is identical."""
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 if __name__ == "__main__":
