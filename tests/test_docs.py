@@ -32,3 +32,14 @@ def test_readme_shows_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make serve" in readme and "make test" in readme
     assert len(readme.splitlines()) < 120
+
+
+def test_every_path_parameter_is_declared() -> None:
+    """Clients generated from /openapi.json (and schemathesis) need each {name} declared."""
+    import re
+
+    for path, ops in build_openapi()["paths"].items():
+        names = set(re.findall(r"{(\w+)}", path))
+        for method, op in ops.items():
+            declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "path"}
+            assert names <= declared, f"{method.upper()} {path} lacks {sorted(names - declared)}"

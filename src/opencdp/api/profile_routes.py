@@ -221,12 +221,30 @@ _FIELDS_PARAM = {
 }
 
 
-def _op(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _path_params(*names: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^-?[0-9]+$"},
+        }
+        for n in names
+    ]
+
+
+_BY_MPID_PARAMS = _path_params("orgId", "accountId", "workspaceId", "mpid")
+_RESOLVE_PARAMS = _path_params("orgId", "accountId", "workspaceId")
+
+
+def _op(
+    summary: str, params: list[dict[str, Any]], body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": ERRORS_SCHEMA}}}
     op: dict[str, Any] = {
         "summary": summary,
         "security": [{"bearer": []}],
-        "parameters": [_FIELDS_PARAM],
+        "parameters": [*params, _FIELDS_PARAM],
         "responses": {
             "200": {
                 "description": "The profile",
@@ -258,9 +276,9 @@ _RESOLVE_BODY = {
 }
 
 EXTRA_PATHS["/userprofile/v1/{orgId}/{accountId}/{workspaceId}/{mpid}"] = {
-    "get": _op("A profile by MPID"),
-    "post": _op("A profile by MPID (same as GET; the body is ignored)"),
+    "get": _op("A profile by MPID", _BY_MPID_PARAMS),
+    "post": _op("A profile by MPID (same as GET; the body is ignored)", _BY_MPID_PARAMS),
 }
 EXTRA_PATHS["/userprofile/v1/resolve/{orgId}/{accountId}/{workspaceId}"] = {
-    "post": _op("A profile by an immutable user identity", _RESOLVE_BODY),
+    "post": _op("A profile by an immutable user identity", _RESOLVE_PARAMS, _RESOLVE_BODY),
 }
