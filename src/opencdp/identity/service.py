@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +44,7 @@ _TOUCH_AFTER_MS = 60 * 60 * 1000  # activity is kept to the hour on reads
 _RETRIES = 8
 ALIAS_MAX_WINDOW_MS = 90 * 24 * 3600 * 1000
 
+T = TypeVar("T")
 Decide = Callable[[GraphView], Decision | None]
 
 
@@ -253,37 +254,44 @@ class IdentityService:
     ) -> int:
         """Identify inside the worker's transaction (one savepoint, retried on a collision)."""
         config = self.config_for(workspace_id)
-        keys = _keys(request)
+
+        def step(graph: store.StoreGraph) -> int:
+            decision = strategies.identify(request, config=config, graph=graph)
+            return self._apply(tx, workspace_id, config, decision, now_ms)
+
+        return self._locked_in(tx, workspace_id, _keys(request), step, "identity resolution")
+
+    def _locked_in(
+        self,
+        tx: Connection,
+        workspace_id: int,
+        keys: list[tuple[str, str]],
+        step: Callable[[store.StoreGraph], T],
+        what: str,
+    ) -> T:
+        """``step`` on the graph inside the worker's transaction, in a savepoint holding the
+        identities' locks; run again when a concurrent worker or the expiry sweep got there
+        first (a unique claim taken, a profile gone), Unavailable after ``_RETRIES``."""
         for _ in range(_RETRIES):
             try:
                 with savepoint(tx):
                     store.lock_identities(tx, workspace_id, keys)
-                    decision = strategies.identify(
-                        request, config=config, graph=store.StoreGraph(tx, workspace_id)
-                    )
-                    return self._apply(tx, workspace_id, config, decision, now_ms)
+                    return step(store.StoreGraph(tx, workspace_id))
             except (IntegrityError, _ProfileGone):
                 continue
-        raise Unavailable("identity resolution kept colliding; will retry")
+        raise Unavailable(f"{what} kept colliding; will retry")
 
     def modify_in(
         self, tx: Connection, workspace_id: int, request: ModifyRequest, now_ms: int
     ) -> None:
         """Apply ``user_identity_change`` events inside the worker's transaction."""
         config = self.config_for(workspace_id)
-        keys = _change_keys(request)
-        for _ in range(_RETRIES):
-            try:
-                with savepoint(tx):
-                    store.lock_identities(tx, workspace_id, keys)
-                    decision = strategies.modify(
-                        request, config=config, graph=store.StoreGraph(tx, workspace_id)
-                    )
-                    self._apply(tx, workspace_id, config, decision, now_ms)
-                    return
-            except (IntegrityError, _ProfileGone):
-                continue
-        raise Unavailable("identity change kept colliding; will retry")
+
+        def step(graph: store.StoreGraph) -> None:
+            decision = strategies.modify(request, config=config, graph=graph)
+            self._apply(tx, workspace_id, config, decision, now_ms)
+
+        self._locked_in(tx, workspace_id, _change_keys(request), step, "identity change")
 
     def ensure_profile_in(self, tx: Connection, workspace_id: int, mpid: int, now_ms: int) -> bool:
         """A batch that names its MPID goes to that profile; create it if it is new to us.
@@ -325,20 +333,14 @@ class IdentityService:
             return ()
         config = self.config_for(workspace_id)
         request = IdentityRequest(identities)
-        for _ in range(_RETRIES):
-            try:
-                with savepoint(tx):
-                    store.lock_identities(tx, workspace_id, keys)
-                    decision = strategies.attach(
-                        mpid, request, config=config, graph=store.StoreGraph(tx, workspace_id)
-                    )
-                    if decision.add:
-                        self._apply(tx, workspace_id, config, decision, now_ms)
-                break
-            except (IntegrityError, _ProfileGone):  # a concurrent worker or sweep got there first
-                continue
-        else:
-            raise Unavailable("attaching identities kept colliding; will retry")
+
+        def step(graph: store.StoreGraph) -> Decision:
+            decision = strategies.attach(mpid, request, config=config, graph=graph)
+            if decision.add:
+                self._apply(tx, workspace_id, config, decision, now_ms)
+            return decision
+
+        decision = self._locked_in(tx, workspace_id, keys, step, "attaching identities")
         kept = set(decision.matched_identities) | {(e.identity_type, e.value) for e in decision.add}
         refused = tuple(t for t, v in identities.items() if (t, v) not in kept)
         if refused:
