@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,7 +49,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.idp_harness import cpu_seconds  # the server's processes and their children
+from bench.idp_harness import (  # shared with the identity and Profile API benchmarks
+    Proc,
+    cpu_seconds,
+    free_port,
+    log,
+    machine_busy_seconds,
+    wait_until_quiet,
+)
 from bench.loadgen import BATCHES_PER_BULK, EVENTS_PER_BATCH, TemplateSet, write_templates
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,18 +74,6 @@ DRAIN_EVENTS_TARGET = 20_000.0
 # -- small utilities ----------------------------------------------------------------------------
 
 
-def log(msg: str) -> None:
-    """Progress goes to stderr so stdout carries only the final table."""
-    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
-    sys.stderr.flush()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -88,21 +82,6 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return resp.status, resp.read()
     finally:
         conn.close()
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes spent busy so far (from /proc/stat), summed over CPUs.
-
-    Used to report CPU that neither the server nor the load generator used: on a shared
-    2-core machine other work (a test suite, a build) silently skews results, and this makes
-    it visible instead.
-    """
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -118,58 +97,6 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 # -- processes ------------------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self.popen = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def wait_http(self, port: int, timeout: float = 60.0) -> None:
-        """Until ``GET /healthz`` is 200; fails fast if the process died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if http_get(port, "/healthz", timeout=1.0)[0] == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} was not ready after {timeout}s:\n{self.tail()}")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """Graceful stop (uvicorn drains, the group committer flushes); returns the exit code."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop in {timeout}s; killing it")
-                self.popen.kill()
-                self.popen.wait()
-        self._log.close()
-        return int(self.popen.returncode)
 
 
 def run_measured(argv: list[str], timeout: float) -> tuple[str, str, float]:
@@ -1065,28 +992,6 @@ def update_readme(run: Run, rows: list[Row], notes: dict[str, Any], cmd: str) ->
 
 
 # -- entry point --------------------------------------------------------------------------------
-
-
-def wait_until_quiet(budget: list[float], threshold: float = 0.3) -> None:
-    """Wait (from a shared budget of seconds) until other work uses < ``threshold`` cores.
-
-    On a shared 2-core machine a test suite running beside the benchmark halves the numbers;
-    waiting for a quiet moment is cheaper than explaining noisy results.
-    """
-    if budget[0] <= 0:
-        return
-    deadline = time.monotonic() + budget[0]
-    busy = 0.0
-    while time.monotonic() < deadline:
-        b0, t0 = machine_busy_seconds(), time.monotonic()
-        time.sleep(1.0)
-        busy = (machine_busy_seconds() - b0) / (time.monotonic() - t0)
-        if busy < threshold:
-            break
-        log(f"machine busy ({busy:.2f} cores used by other work); waiting")
-    budget[0] = max(0.0, deadline - time.monotonic())
-    if busy >= threshold:
-        log("still busy; measuring anyway (see 'everything else' in the CPU notes)")
 
 
 def install_wrk() -> None:
