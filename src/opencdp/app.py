@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -120,8 +121,7 @@ def build_runtime(
         metrics.group_commit_rows.inc(rows)
 
     committer = GroupCommitter(
-        db=db,
-        write=inbox_store.insert_batches,
+        append=functools.partial(inbox_store.append_batches, db),
         max_rows=settings.group_commit_max_rows,
         on_commit=on_commit,
     )

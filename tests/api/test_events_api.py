@@ -177,6 +177,33 @@ def test_long_event_names_are_truncated_not_rejected(app: App) -> None:
     assert name == "n" * 256
 
 
+def test_limits_are_applied_by_the_worker_and_the_inbox_keeps_the_sent_bytes(app: App) -> None:
+    b = batch(events=2)
+    b["events"][0]["data"]["event_name"] = "n" * 300
+    b["events"][1]["data"]["custom_attributes"] = {"k": "v" * 5000, "ok": "1"}
+    body = json.dumps(b).encode()
+    r = app.client.post(
+        "/v2/events", content=body, headers={**app.basic(), "Content-Type": "application/json"}
+    )
+    assert r.status_code == 202
+    with app.runtime.db.read() as conn:
+        stored = conn.exec_driver_sql("SELECT payload FROM inbox").scalar_one()
+    assert bytes(stored) == body
+    limited = app.runtime.metrics.limits_applied
+    assert limited.labels("event_name_truncated")._value.get() == 0
+    app.runtime.worker.drain()
+    assert limited.labels("event_name_truncated")._value.get() == 1
+    assert limited.labels("event_attribute_value_too_long")._value.get() == 1
+    with app.runtime.db.read() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT event_name, data FROM events ORDER BY timestamp_ms"
+        ).all()
+    names = sorted(len(r[0] or "") for r in rows)
+    assert 256 in names
+    attrs = [msgspec.json.decode(r[1])["data"].get("custom_attributes") for r in rows]
+    assert {"ok": "1"} in attrs
+
+
 def test_stored_event_has_server_id_and_receive_time(app: App) -> None:
     assert (
         app.client.post("/v2/events", json=batch(events=1), headers=app.basic()).status_code == 202

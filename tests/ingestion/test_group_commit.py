@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def _row(i: int, **over: Any) -> dict[str, Any]:
 def test_concurrent_submissions_commit_in_fewer_transactions(runtime: Runtime) -> None:
     commits: list[int] = []
     gc = GroupCommitter(
-        db=runtime.db, write=store.insert_batches, on_commit=lambda g, n: commits.append(g)
+        append=partial(store.append_batches, runtime.db), on_commit=lambda g, n: commits.append(g)
     )
     barrier = threading.Barrier(20)
     futures = []
@@ -57,7 +58,7 @@ def test_concurrent_submissions_commit_in_fewer_transactions(runtime: Runtime) -
 
 
 def test_a_poisoned_submission_fails_alone(runtime: Runtime) -> None:
-    gc = GroupCommitter(db=runtime.db, write=store.insert_batches)
+    gc = GroupCommitter(append=partial(store.append_batches, runtime.db))
     bad = gc.submit([_row(1, payload=None)])  # NOT NULL violation
     good = gc.submit([_row(2)])
     with pytest.raises(Unavailable):
@@ -70,7 +71,7 @@ def test_a_poisoned_submission_fails_alone(runtime: Runtime) -> None:
 
 
 def test_closed_committer_refuses(runtime: Runtime) -> None:
-    gc = GroupCommitter(db=runtime.db, write=store.insert_batches)
+    gc = GroupCommitter(append=partial(store.append_batches, runtime.db))
     gc.start()
     gc.close()
     with pytest.raises(Unavailable):

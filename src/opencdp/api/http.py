@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import zlib
 
 from starlette.requests import Request
@@ -48,10 +49,16 @@ def basic_credentials(header: str | None) -> tuple[str | None, str | None]:
     """(key, secret) from ``Authorization: Basic``; (None, None) when absent.
 
     A present but unreadable header yields empty strings, so it is refused as wrong (403)
-    rather than missing (401), as the Events API documents.
+    rather than missing (401), as the Events API documents. Servers send the same header on
+    every request, so decoded headers are remembered (a few thousand, in process memory).
     """
     if not header:
         return None, None
+    return _basic_credentials(header)
+
+
+@functools.lru_cache(maxsize=4096)
+def _basic_credentials(header: str) -> tuple[str | None, str | None]:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return "", ""

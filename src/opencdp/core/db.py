@@ -14,7 +14,7 @@ import fcntl
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from opencdp.core.sql import RawRead
+from opencdp.core.sql import InsertValues, RawRead
 
 T = TypeVar("T")
 
@@ -220,6 +220,30 @@ class Database:
             idle.append(reader)
             return out
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def append(self, insert: InsertValues, collect: Callable[[], Sequence[Any]]) -> int:
+        """Durably insert the rows ``collect()`` returns, all or none; returns how many.
+
+        ``collect`` runs once this writer holds the database (on SQLite, after the writer
+        queue of ``write()``), so a caller batching submissions (the group committer) can keep
+        taking them while it waited. On SQLite the rows go in on a DBAPI connection kept for
+        this thread, as one autocommit statement when they fit (``InsertValues``): the inbox's
+        group commit then calls into SQLite once per commit, where the SQLAlchemy transaction
+        took the GIL back half a dozen times, each a wait for the busy event loop.
+        """
+        if not (self.is_sqlite and self._raw_own):
+            with self.write() as conn:
+                rows = collect()
+                insert.run(conn, rows)
+            return len(rows)
+        with self._writer_queue(True):
+            rows = collect()
+            if rows:
+                writer: RawRead | None = getattr(self._raw_local, "writer", None)
+                if writer is None:
+                    writer = self._raw_local.writer = self._raw_connect()
+                insert.run_atomic_sqlite(writer.connection, rows)
+            return len(rows)
 
     def _raw_connect(self) -> RawRead:
         fairy = self.engine.raw_connection()

@@ -20,15 +20,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from opencdp.core.db import Database
 from opencdp.core.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
 Rows = Sequence[dict[str, Any]]
-WriteFn = Callable[[Connection, Rows], None]
+AppendFn = Callable[[Callable[[], Rows]], object]
+"""Durably stores the rows its argument returns; calls it once the database is ours."""
 
 _STOP = object()
 
@@ -75,13 +73,11 @@ class GroupCommitter:
     def __init__(
         self,
         *,
-        db: Database,
-        write: WriteFn,
+        append: AppendFn,
         max_rows: int = 5000,
         on_commit: Callable[[int, int], None] | None = None,
     ) -> None:
-        self._db = db
-        self._write = write
+        self._append = append
         self._max_rows = max_rows
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -154,20 +150,24 @@ class GroupCommitter:
     def _commit_from(self, first: tuple[Rows, Waiter]) -> bool:
         """Commit ``first`` and everything queued by the time the write lock is ours.
 
-        The group is closed only after the transaction has begun: while this thread waits for
-        the lock (another process, or the worker, is writing) requests keep queueing and ride
+        The group is closed only once the database is ours: while this thread waits for the
+        lock (another process, or the worker, is writing) requests keep queueing and ride
         along in the same commit. Returns False once STOP was seen.
         """
         group = [first]
         n = len(first[0])
         stopping = False
+
+        def collect() -> list[dict[str, Any]]:
+            nonlocal n, stopping
+            n, stopping = self._take_more(group, n)
+            all_rows: list[dict[str, Any]] = []
+            for rows, _ in group:
+                all_rows.extend(rows)
+            return all_rows
+
         try:
-            with self._db.write() as conn:
-                n, stopping = self._take_more(group, n)
-                all_rows: list[dict[str, Any]] = []
-                for rows, _ in group:
-                    all_rows.extend(rows)
-                self._write(conn, all_rows)
+            self._append(collect)
         except Exception:
             if len(group) == 1:
                 logger.exception("inbox.commit_failed", extra={"rows": n})
@@ -186,8 +186,7 @@ class GroupCommitter:
             all_rows: list[dict[str, Any]] = []
             for rows, _ in group:
                 all_rows.extend(rows)
-            with self._db.write() as conn:
-                self._write(conn, all_rows)
+            self._append(lambda: all_rows)
         except Exception:
             if len(group) == 1:
                 logger.exception("inbox.commit_failed", extra={"rows": n})

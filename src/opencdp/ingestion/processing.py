@@ -12,6 +12,7 @@ from opencdp.core.clock import Clock
 from opencdp.core.db import Database
 from opencdp.core.errors import BadRequest
 from opencdp.core.metrics import Metrics
+from opencdp.events.limits import apply_limits
 from opencdp.events.schema import decode_batch
 from opencdp.ingestion import store
 from opencdp.ingestion.pipeline import Pipeline, WorkItem
@@ -71,6 +72,11 @@ class ProcessingService:
                 except BadRequest:  # accepted bytes always decode; never wedge a partition
                     logger.error("inbox.undecodable_batch", extra={"batch_id": row.id})
                     continue
+                # The service limits (ADR 0003) are applied here, not on the accept path: they
+                # never change the API's answer, and the inbox keeps the bytes the client sent.
+                batch, report = apply_limits(batch, server_to_server=row.kind != "web")
+                for why, count in report.items():
+                    self._metrics.limits_applied.labels(why).inc(count)
                 items.append(
                     WorkItem(
                         batch_id=row.id,

@@ -1,7 +1,9 @@
-"""Accepting batches: decode, validate, apply limits, partition, and commit to the inbox.
+"""Accepting batches: decode, validate, partition, and commit to the inbox.
 
 The handler awaits the commit; only then does the client get its 202. Everything here is plain
-CPU work plus one hand-off to the group committer, so it stays on the hot path's budget.
+CPU work plus one hand-off to the group committer, so it stays on the hot path's budget. What
+does not change the answer stays off it: the service limits (truncations and drops) are applied
+by the worker when it takes a batch from the inbox (``ingestion/processing.py``, ADR 0003).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from opencdp.core.errors import BadRequest, PayloadTooLarge
 from opencdp.core.metrics import Metrics
 from opencdp.core.ratelimit import RateLimiter
 from opencdp.events import limits
-from opencdp.events.schema import Batch, decode_batch, decode_split, encode_batch, split_bulk
+from opencdp.events.schema import Batch, decode_batch, decode_split, split_bulk
 from opencdp.ingestion.group_commit import GroupCommitter
 from opencdp.ingestion.partition import partition_for
 from opencdp.tenancy.model import Principal
@@ -32,6 +34,10 @@ class Route(StrEnum):
     BULK = "bulkevents"
     HISTORICAL = "historical"
     WEB = "web"
+
+
+# ``Route.X.value`` goes through the enum's descriptor machinery: a dict is cheaper per request.
+_LABEL = {r: r.value for r in Route}
 
 
 @dataclass
@@ -113,18 +119,15 @@ class IngestionService:
             batches = decode_split(raws)
         result = AcceptResult()
         rows: list[dict[str, Any]] = []
-        kind = "historical" if route is Route.HISTORICAL else route.value
+        kind = _LABEL[route]  # the inbox kind is the route's label
         good: list[Batch] = []
         for index, (raw, decoded) in enumerate(zip(raws, batches, strict=True)):
             reason, message = self._check(decoded, len(raw), route, now, index)
             if reason is not None or not isinstance(decoded, Batch):
                 result.rejected.append(Rejection(index, reason or "invalid", message or ""))
-                self._metrics.batches_rejected.labels(route.value, reason or "invalid").inc()
+                self._metrics.batches_rejected.labels(_LABEL[route], reason or "invalid").inc()
                 continue
-            batch, report = limits.apply_limits(decoded, server_to_server=route is not Route.WEB)
-            for why, count in report.items():
-                self._metrics.limits_applied.labels(why).inc(count)
-            payload = bytes(raw) if batch is decoded else encode_batch(batch)
+            batch = decoded
             rows.append(
                 {
                     "workspace_id": principal.workspace_id,
@@ -138,7 +141,7 @@ class IngestionService:
                     "kind": kind,
                     "received_ms": now,
                     "source_request_id": batch.source_request_id,
-                    "payload": payload,
+                    "payload": bytes(raw),
                 }
             )
             good.append(batch)

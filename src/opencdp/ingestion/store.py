@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opencdp.core.db import Database
 from opencdp.core.dialect import lock_for_update_skip_locked
-from opencdp.core.sql import Sql
+from opencdp.core.sql import InsertValues
 from opencdp.ingestion.tables import inbox, partition_leases
 
 
@@ -25,19 +26,31 @@ class InboxRow:
     payload: bytes
 
 
-_INSERT_BATCH = Sql(
-    "INSERT INTO inbox (workspace_id, input_id, partition, kind, received_ms,"
-    " source_request_id, payload) VALUES (:workspace_id, :input_id, :partition, :kind,"
-    " :received_ms, :source_request_id, :payload) ON CONFLICT DO NOTHING"
+_INSERT_BATCH = InsertValues(
+    "inbox",
+    (
+        "workspace_id",
+        "input_id",
+        "partition",
+        "kind",
+        "received_ms",
+        "source_request_id",
+        "payload",
+    ),
+    suffix="ON CONFLICT DO NOTHING",
 )
 
 
 def insert_batches(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert accepted batches; a repeated (input, source_request_id) is silently ignored.
+    """Insert accepted batches in the caller's transaction; a repeated (input,
+    source_request_id) is silently ignored."""
+    _INSERT_BATCH.run(conn, rows)
 
-    The group committer's hot path, so a hand-written statement (opencdp.core.sql).
-    """
-    _INSERT_BATCH.run_many(conn, rows)
+
+def append_batches(db: Database, collect: Callable[[], Sequence[dict[str, Any]]]) -> int:
+    """The group committer's write: the rows ``collect()`` returns once the database is ours,
+    durably, as few statements as possible (``Database.append``)."""
+    return db.append(_INSERT_BATCH, collect)
 
 
 def fetch_pending(conn: Connection, partition: int, limit: int) -> list[InboxRow]:
