@@ -28,3 +28,35 @@ def test_one_head_and_a_full_round_trip(database_url: str, tmp_path: Path) -> No
 
     assert tables == set(metadata.tables)
     db.dispose()
+
+
+def test_0004_clusters_the_graph_and_profile_tables_on_sqlite_keeping_rows(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'opencdp.db'}")
+    migrate.upgrade(db, "0003")
+    rows = {
+        "identity_profiles": "(7, 1, 10, 20, NULL), (-3, 1, 11, 21, 7)",
+        "identity_values": "(1, 'email', 'a@x', 7), (1, 'customer_id', 'c1', -3)",
+        "identity_unique": "(1, 'customer_id', 'c1', -3)",
+        "user_profiles": "(1, 7, 10, 30)",
+        "user_profile_values": "(1, 7, 'attr', 'plan', '\"pro\"', 5, 1), (1, 7, 'attr', 'x', NULL, 6, 2)",
+    }
+    with db.engine.begin() as conn:
+        for table, values in rows.items():
+            conn.exec_driver_sql(f"INSERT INTO {table} VALUES {values}")
+    with db.engine.connect() as conn:
+        before = {t: sorted(conn.exec_driver_sql(f"SELECT * FROM {t}").all()) for t in rows}
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        after = {t: sorted(conn.exec_driver_sql(f"SELECT * FROM {t}").all()) for t in rows}
+        ddl = dict(
+            conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+        )
+        indexes = {
+            r[0]
+            for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert after == before
+    for table in rows:
+        assert ddl[table].rstrip().endswith("WITHOUT ROWID"), table
+    assert {"ix_identity_profiles_workspace_last_seen", "ix_identity_values_mpid"} <= indexes
+    db.dispose()

@@ -20,6 +20,7 @@ identity_profiles = sa.Table(
     sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
     sa.Column("linked_source_mpid", sa.BigInteger, nullable=True),
     sa.Index("ix_identity_profiles_workspace_last_seen", "workspace_id", "last_seen_ms"),
+    sqlite_with_rowid=False,  # clustered on the primary key (migration 0004)
 )
 
 identity_values = sa.Table(
@@ -30,6 +31,7 @@ identity_values = sa.Table(
     sa.Column("value", sa.Text, primary_key=True),
     sa.Column("mpid", sa.BigInteger, primary_key=True),
     sa.Index("ix_identity_values_mpid", "mpid", "workspace_id", "identity_type", "value"),
+    sqlite_with_rowid=False,  # clustered on the primary key (migration 0004)
 )
 
 identity_unique = sa.Table(
@@ -39,6 +41,7 @@ identity_unique = sa.Table(
     sa.Column("identity_type", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, primary_key=True),
     sa.Column("mpid", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # clustered on the primary key (migration 0004)
 )
 
 aliases = sa.Table(

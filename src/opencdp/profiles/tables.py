@@ -21,6 +21,7 @@ user_profiles = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("last_stored_ms", sa.BigInteger, nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "mpid"),
+    sqlite_with_rowid=False,  # clustered on the primary key (migration 0004)
 )
 
 user_profile_values = sa.Table(
@@ -34,4 +35,5 @@ user_profile_values = sa.Table(
     sa.Column("ts_ms", sa.BigInteger, nullable=False),
     sa.Column("tiebreak", sa.BigInteger, nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "mpid", "kind", "name"),
+    sqlite_with_rowid=False,  # clustered on the primary key (migration 0004)
 )
