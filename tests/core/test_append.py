@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,7 +77,7 @@ def test_collect_runs_once_the_writer_holds_the_database(db: Database) -> None:
 
     def collect() -> list[dict[str, Any]]:
         if db.is_sqlite:  # the writer queue is this process's lock: ours now
-            seen.append(db._sqlite_writer._is_owned())  # type: ignore[attr-defined]
+            seen.append(db._writer_owner == threading.get_ident())
         else:
             seen.append(True)
         return _rows(0, 1)

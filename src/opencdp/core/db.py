@@ -10,6 +10,8 @@ low.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -17,6 +19,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -150,10 +153,13 @@ class Database:
         self._raw_local = threading.local()
         self._raw_all: list[RawRead] = []
         self._raw_lock = threading.Lock()
-        self._sqlite_writer = threading.RLock()
+        self._sqlite_writer = threading.Lock()  # not an RLock: write_begin's commit thread
+        self._writer_owner: int | None = None  # releases it; nesting is tracked by owner
         self._lock_fd: int | None = None
         self._lock_pid = 0
         self._lock_depth = 0  # guarded by _sqlite_writer
+        self._committing_on: int | None = None  # the thread whose write_async is committing
+        self._commit_pool: ThreadPoolExecutor | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -185,17 +191,116 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def write_begin(
+        self, fn: Callable[[Connection], T], on_done: Callable[[BaseException | None], None]
+    ) -> T:
+        """SQLite, on an event loop's thread: ``fn`` in a write transaction now, its ``COMMIT``
+        in a thread; ``on_done(None)`` (or the error) is called on the loop once committed
+        and the writer lock released. ``WriterBusy`` (nothing done) when another writer holds
+        the database. Returns what ``fn`` returned, which is only durable once ``on_done``.
+
+        A small write (an IDSync new user: a few inserts) takes a fraction of a millisecond of
+        statements and then the commit's fsync, which is most of its time. Run whole on the
+        loop it stalled every other request for the fsync; run whole in a thread, each of its
+        statements waited for the busy loop to hand the GIL back. Here the statements run
+        inline and the loop serves other requests while a thread waits for the disk. The
+        commit thread calls back into the loop directly (not through a future a task awaits):
+        on a loaded loop every hop is one more pass over all ready requests.
+
+        Until the commit is done any other write from this thread gets ``WriterBusy`` instead
+        of counting as nested and then waiting on SQLite's own lock.
+        """
+        if not self.is_sqlite:
+            raise WriterBusy("only SQLite writes run inline")
+        loop = asyncio.get_running_loop()
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(self._writer_queue(False))
+            conn = stack.enter_context(self.engine.connect())
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            trans = conn.begin()
+            try:
+                out = fn(conn)
+            except BaseException:
+                trans.rollback()
+                raise
+        except BaseException:
+            stack.close()
+            raise
+        # The commit thread finishes the write: from here on a write from this thread is
+        # busy (it must not count as nested), and the locks are released right after the
+        # commit, not one pass of the loop later: other writers (the other API processes,
+        # the worker) wait for them.
+        self._writer_owner = None
+        self._committing_on = threading.get_ident()
+
+        def commit() -> None:  # in the commit thread
+            exc: BaseException | None = None
+            try:
+                trans.commit()
+            except BaseException as e:
+                exc = e
+                with contextlib.suppress(Exception):
+                    if trans.is_active:
+                        trans.rollback()
+            finally:
+                try:
+                    stack.close()  # the connection back to the pool, the writer locks released
+                finally:
+                    self._committing_on = None
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(on_done, exc)
+
+        try:
+            self._commit_thread().submit(commit)
+        except BaseException:
+            self._committing_on = None
+            trans.rollback()
+            stack.close()
+            raise
+        return out
+
+    async def write_async(self, fn: Callable[[Connection], T]) -> T:
+        """``write_begin`` as a coroutine: ``fn``'s result once it is committed."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done(exc: BaseException | None) -> None:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+        out = self.write_begin(fn, done)
+        await fut
+        return out
+
+    def _commit_thread(self) -> ThreadPoolExecutor:
+        """``write_async``'s own thread. Not the loop's default executor: writes waiting there
+        for the writer lock (IDSync's fallback) could fill it while the lock's holder waited
+        behind them to commit."""
+        if self._commit_pool is None:
+            self._commit_pool = ThreadPoolExecutor(1, thread_name_prefix="opencdp-inline-commit")
+        return self._commit_pool
+
     @contextmanager
     def _writer_queue(self, blocking: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer_owner == me:  # nested: the outer write holds everything
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        if self._committing_on == me:
+            raise WriterBusy("this thread's inline write is still committing")
         if not self._sqlite_writer.acquire(blocking=blocking):
             raise WriterBusy("another writer of this process holds the database")
+        self._writer_owner = me
         try:
-            if self._lock_path is None or self._lock_depth:  # nested: the outer one holds it
-                self._lock_depth += 1
-                try:
-                    yield
-                finally:
-                    self._lock_depth -= 1
+            if self._lock_path is None:
+                yield
                 return
             if self._lock_fd is None or self._lock_pid != os.getpid():
                 self._lock_fd = os.open(
@@ -207,13 +312,13 @@ class Database:
                 if not blocking:
                     raise WriterBusy("another process is writing to the database")
                 fcntl.flock(fd, fcntl.LOCK_EX)  # waits with the GIL released
-            self._lock_depth = 1
             try:
                 yield
             finally:
-                self._lock_depth = 0
                 _flock_now(fd, fcntl.LOCK_UN)
         finally:
+            if self._writer_owner == me:
+                self._writer_owner = None
             self._sqlite_writer.release()
 
     @contextmanager
@@ -315,4 +420,7 @@ class Database:
         if self._lock_fd is not None and self._lock_pid == os.getpid():
             os.close(self._lock_fd)
         self._lock_fd = None
+        if self._commit_pool is not None:
+            self._commit_pool.shutdown(wait=True)
+            self._commit_pool = None
         self.engine.dispose()

@@ -10,6 +10,7 @@ with a concurrent request rolls back and retries against the winner's state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from opencdp.core.clock import Clock
 from opencdp.core.db import Database, WriterBusy
 from opencdp.core.errors import BadRequest, NotFound, Unavailable
+from opencdp.core.inline_writes import InlineWriter
 from opencdp.core.sql import RawRead, savepoint
 from opencdp.events import service as events_service
 from opencdp.identity import store, strategies
@@ -95,16 +97,13 @@ def strategy_config(settings: dict[str, Any]) -> StrategyConfig:
     )
 
 
-_INLINE_WRITE_PAUSES_S = (0.001, 0.002, 0.0)
-"""Pauses between tries of an inline SQLite write (``IdentityService._run_async``)."""
-
-
 class IdentityService:
     def __init__(self, *, db: Database, clock: Clock, tenancy: TenancyService) -> None:
         self._db = db
         self._clock = clock
         self._tenancy = tenancy
         self._configs: dict[int, tuple[object, StrategyConfig]] = {}
+        self._inline = InlineWriter(db)
 
     def config_for(self, workspace_id: int) -> StrategyConfig:
         """The workspace's strategy, rebuilt only when the (cached) workspace changes."""
@@ -385,13 +384,14 @@ class IdentityService:
         database's write lock, goes to a thread. A thread hop per request cost more than the
         whole read (bench/IDENTITY_PROFILE.md).
 
-        On SQLite a write nobody else is making runs inline too: a millisecond or two of
-        blocking the loop (fsync included) costs less than the thread hop and the GIL ping-pong
-        around every SQLite call of a write done in a thread, which at 32 connections put
-        IDSync's p99 at ~35 ms (inline: ~20 ms). When another writer holds the database
-        (another API process, the inbox, the worker's chunk), it is tried again after short
-        pauses on the loop (other IDSync writes take a millisecond or two), then left to wait
-        in a thread.
+        On SQLite a write nobody else is making runs inline too, except its commit: the
+        statements take a fraction of a millisecond on the loop, the fsync waits in a thread
+        (``Database.write_async``). A write done whole in a thread paid a GIL hand-off around
+        every SQLite call (p99 ~35 ms at 32 connections); done whole on the loop, it stalled
+        every other request for the fsync. When another writer holds the database (another
+        API process, the inbox, the worker's chunk, an inline write still committing), it is
+        tried again after short pauses (``core/inline_writes.py``), then left to wait in a
+        thread.
         """
         decide = self._decider(strategy, workspace_id, request)
         hit = self._try_read(workspace_id, decide)
@@ -400,12 +400,31 @@ class IdentityService:
         config = self.config_for(workspace_id)
         keys = _keys(request)
         if self._db.is_sqlite:
-            for pause_s in _INLINE_WRITE_PAUSES_S:
-                try:
-                    return self._write(workspace_id, config, keys, decide, blocking=False)
-                except WriterBusy:
-                    await asyncio.sleep(pause_s)  # another IDSync write, most likely: short
+            with contextlib.suppress(WriterBusy):  # the writer already tried a few times
+                return await self._write_inline(workspace_id, config, keys, decide)
         return await asyncio.to_thread(self._write, workspace_id, config, keys, decide)
+
+    async def _write_inline(
+        self, workspace_id: int, config: StrategyConfig, keys: list[tuple[str, str]], decide: Decide
+    ) -> IdentityResult:
+        """``_write`` with its statements on the loop, grouped with the other IDSync writes
+        of this loop into one commit that waits for the disk in a thread
+        (``core/inline_writes.py``); ``WriterBusy`` before anything was written."""
+        for _ in range(_RETRIES):
+            now = self._clock.now_ms()
+
+            def apply(tx: Connection, now: int = now) -> tuple[Decision, int]:
+                store.lock_identities(tx, workspace_id, keys)
+                decision = decide(store.StoreGraph(tx, workspace_id))
+                assert decision is not None
+                return decision, self._apply(tx, workspace_id, config, decision, now)
+
+            try:
+                decision, mpid = await self._inline.write(apply)
+                return _result(decision, mpid)
+            except (IntegrityError, _ProfileGone):
+                logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
+        raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
 
     def _try_read(self, workspace_id: int, decide: Decide) -> IdentityResult | None:
         """The answer, if the decision changes nothing and the activity mark is fresh.

@@ -1,0 +1,120 @@
+"""Group commit for small writes made on an event loop (SQLite).
+
+IDSync creates a profile for every new user: a few inserts and then a commit whose fsync is
+most of the time. ``Database.write_async`` runs the statements on the loop and waits for the
+fsync in a thread, but SQLite has one writer: a second new user arriving during that commit
+could only wait and retry, and at 32 connections those retries set IDSync's p99 (44 ms).
+Here it joins the next group instead. Writes queue on the loop; one task applies everything
+queued as one transaction, each write in its own savepoint (a failing write is rolled back
+alone and gets its own exception), commits once, and then answers every caller. While a group
+commits, the next one gathers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from opencdp.core.db import Database, WriterBusy
+from opencdp.core.sql import savepoint
+
+T = TypeVar("T")
+
+_Write = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+
+BUSY_PAUSES_S = (0.0005, 0.001, 0.002, 0.004)
+"""Pauses before trying a group again while another writer holds the database."""
+
+
+class InlineWriter:
+    """``await writer.write(fn)``: ``fn(tx)`` applied and durably committed, grouped with the
+    writes queued beside it. ``WriterBusy`` when another writer (a thread, another process)
+    holds the database; the caller decides whether to wait for it elsewhere.
+
+    No task drives the groups: the first write of a group is applied by its caller at once,
+    and each commit's completion (``Database.write_begin``'s callback) answers its group and
+    starts the next. On a loaded loop every extra hop is one more pass over all ready requests
+    (about 5 ms at 32 connections), so a task in between cost a new user 20 ms.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[_Write] = []
+        self._committing = False
+        self._busy_tries = 0
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, fut))
+        if not self._committing:
+            self._start()
+        return await fut
+
+    def _start(self) -> None:
+        group, self._pending = self._pending, []
+        outcomes: list[tuple[bool, Any]] = []
+        self._committing = True
+        try:
+            outcomes = self._db.write_begin(
+                functools.partial(_apply_all, group=group),
+                lambda exc: self._finished(group, outcomes, exc),
+            )
+        except WriterBusy as exc:
+            # Another writer (the other API processes, the worker, the inbox) holds the
+            # database for a millisecond or so: try the same group again shortly, from a timer,
+            # so the loop keeps serving; give up after a few tries (the callers then wait for
+            # the lock in a thread).
+            self._pending = group + self._pending
+            if self._busy_tries < len(BUSY_PAUSES_S):
+                pause = BUSY_PAUSES_S[self._busy_tries]
+                self._busy_tries += 1
+                asyncio.get_running_loop().call_later(pause, self._start)
+                return
+            self._busy_tries = 0
+            self._committing = False
+            group, self._pending = self._pending, []
+            _fail(group, exc)
+        except Exception as exc:  # the database failed: nothing was written
+            self._committing = False
+            _fail(group, exc)
+        else:
+            self._busy_tries = 0
+
+    def _finished(
+        self, group: list[_Write], outcomes: list[tuple[bool, Any]], exc: BaseException | None
+    ) -> None:
+        self._committing = False
+        if exc is not None:
+            _fail(group, exc)
+        else:
+            for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+                if fut.done():  # the caller went away (cancelled)
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+        if self._pending:
+            self._start()
+
+
+def _fail(group: list[_Write], exc: BaseException) -> None:
+    for _, fut in group:
+        if not fut.done():
+            fut.set_exception(exc)
+
+
+def _apply_all(tx: Connection, *, group: list[_Write]) -> list[tuple[bool, Any]]:
+    """Each write in its own savepoint; (True, result) or (False, exception) per write."""
+    outcomes: list[tuple[bool, Any]] = []
+    for fn, _ in group:
+        try:
+            with savepoint(tx):
+                outcomes.append((True, fn(tx)))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
