@@ -72,9 +72,16 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 _JSON = (b"content-type", b"application/json")
 
 
+_EMPTY = ((b"content-length", b"0"),)  # a tuple: shared by every response, never mutated
+
+
 async def _send(
     send: Send, status: int, body: bytes, headers: dict[str, str], extra: RawHeaders | None = None
 ) -> None:
+    if not body and not headers and not extra:  # a bare 202: the Events API's every answer
+        await send({"type": "http.response.start", "status": status, "headers": _EMPTY})
+        await send({"type": "http.response.body", "body": b""})
+        return
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     if extra:
         raw.extend(extra)
