@@ -31,6 +31,15 @@ _PROFILE_HEAD = Sql(
 _PROFILE_IDS = Sql(
     "SELECT identity_type, value FROM identity_values WHERE workspace_id = :ws AND mpid = :mpid"
 )
+# A profile's record and identities in one statement: the IDSync read path loads one or two
+# profiles per call, and each statement is a call into SQLite (and a round trip on PostgreSQL).
+_PROFILE = Sql(
+    "SELECT 0, NULL, NULL, created_ms, last_seen_ms FROM identity_profiles WHERE mpid = :mpid"
+    " AND workspace_id = :ws"
+    " UNION ALL SELECT 1, identity_type, value, NULL, NULL FROM identity_values"
+    " WHERE workspace_id = :ws AND mpid = :mpid"
+)
+_TYPES = {t.value: t for t in IdentityType}
 _MPID_TAKEN = Sql("SELECT mpid FROM identity_profiles WHERE mpid = :mpid")
 _INSERT_PROFILE = Sql(
     "INSERT INTO identity_profiles (mpid, workspace_id, created_ms, last_seen_ms,"
@@ -96,17 +105,23 @@ def mpids_for(conn: Reader, workspace_id: int, identity_type: str, value: str) -
 
 
 def load_profile(conn: Reader, workspace_id: int, mpid: int) -> ProfileView | None:
-    head = _first(conn, _PROFILE_HEAD, {"mpid": mpid, "ws": workspace_id})
+    head: tuple[int, int] | None = None
+    ids: dict[IdentityType, set[str]] = {}
+    for tag, t, value, created_ms, last_seen_ms in _rows(
+        conn, _PROFILE, {"ws": workspace_id, "mpid": mpid}
+    ):
+        if tag:
+            kind = _TYPES.get(t) or IdentityType(t)
+            ids.setdefault(kind, set()).add(value)
+        else:
+            head = (int(created_ms), int(last_seen_ms))
     if head is None:
         return None
-    ids: dict[IdentityType, set[str]] = {}
-    for t, value in _rows(conn, _PROFILE_IDS, {"ws": workspace_id, "mpid": mpid}):
-        ids.setdefault(IdentityType(t), set()).add(value)
     return ProfileView(
         mpid=mpid,
         identities={t: frozenset(vs) for t, vs in ids.items()},
-        created_ms=int(head[0]),
-        last_seen_ms=int(head[1]),
+        created_ms=head[0],
+        last_seen_ms=head[1],
     )
 
 
