@@ -157,8 +157,7 @@ class Database:
         self._writer_owner: int | None = None  # releases it; nesting is tracked by owner
         self._lock_fd: int | None = None
         self._lock_pid = 0
-        self._lock_depth = 0  # guarded by _sqlite_writer
-        self._committing_on: int | None = None  # the thread whose write_async is committing
+        self._committing_on: int | None = None  # the thread whose write_begin is committing
         self._commit_pool: ThreadPoolExecutor | None = None
 
     @property
@@ -276,7 +275,7 @@ class Database:
         return out
 
     def _commit_thread(self) -> ThreadPoolExecutor:
-        """``write_async``'s own thread. Not the loop's default executor: writes waiting there
+        """``write_begin``'s own thread. Not the loop's default executor: writes waiting there
         for the writer lock (IDSync's fallback) could fill it while the lock's holder waited
         behind them to commit."""
         if self._commit_pool is None:
@@ -287,11 +286,7 @@ class Database:
     def _writer_queue(self, blocking: bool) -> Iterator[None]:
         me = threading.get_ident()
         if self._writer_owner == me:  # nested: the outer write holds everything
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
+            yield
             return
         if self._committing_on == me:
             raise WriterBusy("this thread's inline write is still committing")

@@ -1,7 +1,7 @@
 """Group commit for small writes made on an event loop (SQLite).
 
 IDSync creates a profile for every new user: a few inserts and then a commit whose fsync is
-most of the time. ``Database.write_async`` runs the statements on the loop and waits for the
+most of the time. ``Database.write_begin`` runs the statements on the loop and waits for the
 fsync in a thread, but SQLite has one writer: a second new user arriving during that commit
 could only wait and retry, and at 32 connections those retries set IDSync's p99 (44 ms).
 Here it joins the next group instead. Writes queue on the loop; one task applies everything

@@ -116,11 +116,6 @@ class InsertValues:
         self._chunk = max(1, min(chunk, 32_000 // max(1, len(columns))))
         self._texts: dict[tuple[bool, int], str] = {}
 
-    @property
-    def chunk(self) -> int:
-        """Rows per statement."""
-        return self._chunk
-
     def _text(self, pg: bool, n: int) -> str:
         text = self._texts.get((pg, n))
         if text is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -386,7 +387,7 @@ class IdentityService:
 
         On SQLite a write nobody else is making runs inline too, except its commit: the
         statements take a fraction of a millisecond on the loop, the fsync waits in a thread
-        (``Database.write_async``). A write done whole in a thread paid a GIL hand-off around
+        (``Database.write_begin``, ``core/inline_writes.py``). A write done whole in a thread paid a GIL hand-off around
         every SQLite call (p99 ~35 ms at 32 connections); done whole on the loop, it stalled
         every other request for the fsync. When another writer holds the database (another
         API process, the inbox, the worker's chunk, an inline write still committing), it is
@@ -411,17 +412,11 @@ class IdentityService:
         of this loop into one commit that waits for the disk in a thread
         (``core/inline_writes.py``); ``WriterBusy`` before anything was written."""
         for _ in range(_RETRIES):
-            now = self._clock.now_ms()
-
-            def apply(tx: Connection, now: int = now) -> tuple[Decision, int]:
-                store.lock_identities(tx, workspace_id, keys)
-                decision = decide(store.StoreGraph(tx, workspace_id))
-                assert decision is not None
-                return decision, self._apply(tx, workspace_id, config, decision, now)
-
+            apply = functools.partial(
+                self._decide_and_apply, workspace_id, config, keys, decide, self._clock.now_ms()
+            )
             try:
-                decision, mpid = await self._inline.write(apply)
-                return _result(decision, mpid)
+                return _result(*await self._inline.write(apply))
             except (IntegrityError, _ProfileGone):
                 logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
         raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
@@ -452,23 +447,33 @@ class IdentityService:
         config: StrategyConfig,
         keys: list[tuple[str, str]],
         decide: Decide,
-        *,
-        blocking: bool = True,
     ) -> IdentityResult:
-        """Decide again under the write lock and apply; ``blocking=False`` raises
-        ``WriterBusy`` rather than wait for the lock (before anything was written)."""
+        """Decide again under the write lock and apply, in a write transaction of this thread."""
         for _ in range(_RETRIES):
             now = self._clock.now_ms()
             try:
-                with self._db.write(blocking=blocking) as tx:
-                    store.lock_identities(tx, workspace_id, keys)
-                    decision = decide(store.StoreGraph(tx, workspace_id))
-                    assert decision is not None
-                    mpid = self._apply(tx, workspace_id, config, decision, now)
-                return _result(decision, mpid)
+                with self._db.write() as tx:
+                    result = self._decide_and_apply(workspace_id, config, keys, decide, now, tx)
+                return _result(*result)
             except (IntegrityError, _ProfileGone):
                 logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
         raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
+
+    def _decide_and_apply(
+        self,
+        workspace_id: int,
+        config: StrategyConfig,
+        keys: list[tuple[str, str]],
+        decide: Decide,
+        now_ms: int,
+        tx: Connection,
+    ) -> tuple[Decision, int]:
+        """The write path's one body (``_write``, ``_write_inline``): lock the request's
+        identities, decide on the locked graph, apply; (decision, mpid answered)."""
+        store.lock_identities(tx, workspace_id, keys)
+        decision = decide(store.StoreGraph(tx, workspace_id))
+        assert decision is not None
+        return decision, self._apply(tx, workspace_id, config, decision, now_ms)
 
     def _apply(
         self,

@@ -67,6 +67,14 @@ def _settle(group: list[tuple[Rows, Waiter]], exc: BaseException | None) -> None
             loop.call_soon_threadsafe(_wake, futures, exc)
 
 
+def _rows_of(group: list[tuple[Rows, Waiter]]) -> list[dict[str, Any]]:
+    """Every submission's rows, in submission order: one transaction's worth."""
+    out: list[dict[str, Any]] = []
+    for rows, _ in group:
+        out.extend(rows)
+    return out
+
+
 class GroupCommitter:
     """A single writer thread that commits queued submissions in groups."""
 
@@ -161,10 +169,7 @@ class GroupCommitter:
         def collect() -> list[dict[str, Any]]:
             nonlocal n, stopping
             n, stopping = self._take_more(group, n)
-            all_rows: list[dict[str, Any]] = []
-            for rows, _ in group:
-                all_rows.extend(rows)
-            return all_rows
+            return _rows_of(group)
 
         try:
             self._append(collect)
@@ -183,9 +188,7 @@ class GroupCommitter:
 
     def _commit(self, group: list[tuple[Rows, Waiter]], n: int) -> None:
         try:
-            all_rows: list[dict[str, Any]] = []
-            for rows, _ in group:
-                all_rows.extend(rows)
+            all_rows = _rows_of(group)
             self._append(lambda: all_rows)
         except Exception:
             if len(group) == 1:

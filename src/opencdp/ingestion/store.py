@@ -41,12 +41,6 @@ _INSERT_BATCH = InsertValues(
 )
 
 
-def insert_batches(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert accepted batches in the caller's transaction; a repeated (input,
-    source_request_id) is silently ignored."""
-    _INSERT_BATCH.run(conn, rows)
-
-
 def append_batches(db: Database, collect: Callable[[], Sequence[dict[str, Any]]]) -> int:
     """The group committer's write: the rows ``collect()`` returns once the database is ours,
     durably, as few statements as possible (``Database.append``)."""
