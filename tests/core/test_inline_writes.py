@@ -108,3 +108,33 @@ def test_a_database_that_stays_busy_gives_writer_busy(db: Database) -> None:
         asyncio.run(writer.write(_insert(1)))
     other.dispose()
     assert _rows(db) == []
+
+
+def test_write_then_answers_from_the_commit_completion(db: Database) -> None:
+    writer = InlineWriter(db)
+
+    async def go() -> list[tuple[bool, Any]]:
+        loop = asyncio.get_running_loop()
+        outcomes: list[tuple[bool, Any]] = []
+        done = loop.create_future()
+
+        def record(ok: bool, value: Any) -> None:
+            outcomes.append((ok, value))
+            if len(outcomes) == 3:
+                done.set_result(None)
+
+        def broken(_ok: bool, _value: Any) -> None:
+            raise RuntimeError("caller bug")  # must not keep the others waiting
+
+        writer.write_then(_insert(1), record)
+        writer.write_then(_insert(2), broken)
+        writer.write_then(_insert(1), record)  # duplicate key: fails alone
+        writer.write_then(_insert(3), record)
+        await asyncio.wait_for(done, 10)
+        return outcomes
+
+    outcomes = asyncio.run(go())
+    assert outcomes[0] == (True, 1)
+    assert outcomes[1][0] is False and "UNIQUE" in str(outcomes[1][1])
+    assert outcomes[2] == (True, 3)
+    assert _rows(db) == [1, 2, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from opencdp.app import Runtime
 from opencdp.core.config import Settings
 from opencdp.core.errors import BadRequest, NotFound
 from opencdp.identity.model import IdentityChange, IdentityRequest, ModifyRequest
-from opencdp.identity.service import IdentityService
+from opencdp.identity.service import IdentityResult, IdentityService, PendingWrite
 from opencdp.identity.types import IdentityType as T
 from opencdp.ingestion.service import Route
 from opencdp.tenancy.model import Credentials
@@ -342,3 +343,32 @@ def test_identify_survives_a_lost_read_connection(runtime: Runtime, creds: Crede
         reader._conn.close()
     assert svc.identify(ws, request).mpid == mpid
     assert svc.search(ws, request).mpid == mpid
+
+
+def test_identify_now_answers_reads_at_once_and_writes_through_a_pending_write(
+    runtime: Runtime, creds: Credentials
+) -> None:
+    """On a loop: a known user is answered from the read; a new one gets a PendingWrite whose
+    callback receives the durable result, and concurrent ones for the same identity converge."""
+    svc, ws = _svc(runtime), creds.workspace_id
+    known = svc.identify(ws, IdentityRequest({T.CUSTOMER_ID: "known"}))
+
+    async def go() -> tuple[object, list[object]]:
+        loop = asyncio.get_running_loop()
+        at_once = svc.identify_now(ws, IdentityRequest({T.CUSTOMER_ID: "known"}))
+        pendings = [svc.identify_now(ws, IdentityRequest({T.CUSTOMER_ID: "new"})) for _ in range(4)]
+        futures: list[asyncio.Future[object]] = []
+        for pending in pendings:
+            assert isinstance(pending, PendingWrite)
+            fut: asyncio.Future[object] = loop.create_future()
+            pending.then(fut.set_result)
+            futures.append(fut)
+        return at_once, list(await asyncio.wait_for(asyncio.gather(*futures), 10))
+
+    at_once, results = asyncio.run(go())
+    assert isinstance(at_once, IdentityResult) and at_once.mpid == known.mpid
+    assert all(isinstance(r, IdentityResult) for r in results)
+    mpids = {r.mpid for r in results if isinstance(r, IdentityResult)}
+    assert len(mpids) == 1 and 0 not in mpids
+    assert sum(1 for r in results if isinstance(r, IdentityResult) and r.created) == 1
+    assert svc.search(ws, IdentityRequest({T.CUSTOMER_ID: "new"})).mpid in mpids

@@ -17,7 +17,7 @@ the thread pool (they block on the database's write lock).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
@@ -37,7 +37,7 @@ from opencdp.api.identity_wire import (
 )
 from opencdp.api.openapi import EXTRA_PATHS
 from opencdp.identity.model import IdentityRequest
-from opencdp.identity.service import IdentityResult, IdentityService
+from opencdp.identity.service import IdentityResult, IdentityService, PendingWrite
 
 MAX_BODY_BYTES = 64 * 1024
 """IDSync bodies are a handful of identities; anything near this is not a real client."""
@@ -48,19 +48,34 @@ METHODS = ["POST", "OPTIONS"]
 
 EXTRA_PATHS.update(IDENTITY_PATHS)
 
-Call = Callable[[int, IdentityRequest], Awaitable[IdentityResult]]
+Call = Callable[[int, IdentityRequest], "IdentityResult | PendingWrite"]
 
 
 def routes(ctx: ApiContext) -> list[Route]:
     service: IdentityService = ctx.services["identity"]
 
     def idsync(call: Call) -> CorsEndpoint:
-        async def handle(scope: raw.Scope, receive: raw.Receive) -> raw.Reply:
+        async def handle(scope: raw.Scope, receive: raw.Receive) -> raw.Reply | raw.Later:
             body = await raw.read_body(scope, receive, MAX_BODY_BYTES)
             principal = authenticate_scope(ctx, scope, body)
             identity_request, context = decode_identity_request(body)
-            result = await call(principal.workspace_id, identity_request)
-            return 200, encode_identity_response(result, context)
+            out = call(principal.workspace_id, identity_request)
+            if isinstance(out, IdentityResult):
+                return 200, encode_identity_response(out, context)
+            pending = out
+
+            def begin(answer: raw.Answer) -> None:
+                def done(outcome: IdentityResult | BaseException) -> None:
+                    if isinstance(outcome, BaseException):
+                        answer(outcome)
+                    else:
+                        answer(
+                            raw.reply_of(lambda: (200, encode_identity_response(outcome, context)))
+                        )
+
+                pending.then(done)
+
+            return raw.Later(begin)
 
         return CorsEndpoint(IDSYNC, handle, ctx.count_error)
 
@@ -87,10 +102,10 @@ def routes(ctx: ApiContext) -> list[Route]:
         return 202, b""
 
     calls: dict[str, Call] = {
-        "identify": service.identify_async,
-        "login": service.login_async,
-        "logout": service.logout_async,
-        "search": service.search_async,
+        "identify": service.identify_now,
+        "login": service.login_now,
+        "logout": service.logout_now,
+        "search": service.search_now,
     }
     modify_endpoint = CorsEndpoint(IDSYNC, modify, ctx.count_error)
     alias_endpoint = CorsEndpoint(ALIAS, alias, ctx.count_error)

@@ -9,8 +9,9 @@ errors still leave through the family table in ``api/errors.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
 from opencdp.api.errors import Family
@@ -25,7 +26,38 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 Reply = tuple[int, bytes] | tuple[int, bytes, RawHeaders]
 """status, JSON body (empty: no body), optionally extra headers (lower-case latin-1 bytes)."""
-Handler = Callable[[Scope, Receive], Awaitable[Reply]]
+
+
+Answer = Callable[[Reply | BaseException], None]
+
+
+def reply_of(make: Callable[[], Reply]) -> Reply | BaseException:
+    """``make()``, or the exception it raised: for building a reply inside a ``Later``'s
+    completion, where a raise would escape into whoever completed it and leave the request
+    unanswered."""
+    try:
+        return make()
+    except Exception as exc:
+        return exc
+
+
+class Later:
+    """A reply that arrives in an event-loop callback, not at the end of the handler.
+
+    ``begin(answer)`` starts the work; whatever completes it calls ``answer`` on the loop,
+    once, with the ``Reply`` or the exception. The endpoint sends the response from inside
+    that call. Awaited in the handler instead, the same completion would only schedule the
+    handler's task, and the response would wait one more pass of the loop; on a loaded loop
+    a pass is every ready request's turn (bench/README.md).
+    """
+
+    __slots__ = ("begin",)
+
+    def __init__(self, begin: Callable[[Answer], None]) -> None:
+        self.begin = begin
+
+
+Handler = Callable[[Scope, Receive], Awaitable["Reply | Later"]]
 Decorate = Callable[[Scope], RawHeaders]
 """Headers for every response of an endpoint, errors included (CORS, for instance)."""
 
@@ -115,23 +147,73 @@ class RawEndpoint:
         self._decorate = decorate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        family, on_error = self._family, self._on_error
         extra: RawHeaders = [] if self._decorate is None else self._decorate(scope)
+        outcome: Reply | Later | BaseException
         try:
-            reply = await self._handler(scope, receive)
-        except e.OpenCdpError as exc:
+            outcome = await self._handler(scope, receive)
+        except Exception as exc:
+            outcome = exc
+        if isinstance(outcome, Later):
+            await self._answer_later(outcome, scope, send, extra)
+        else:
+            await self._answer(outcome, scope, send, extra)
+
+    async def _answer(
+        self, outcome: Reply | BaseException, scope: Scope, send: Send, extra: RawHeaders
+    ) -> None:
+        """Send the reply, or the error in the family's shape."""
+        if isinstance(outcome, BaseException):
+            family, on_error = self._family, self._on_error
+            if isinstance(outcome, e.OpenCdpError):
+                code, status_error = outcome.code, outcome
+            else:
+                logger.error(
+                    "api.unhandled_error", extra={"path": scope.get("path")}, exc_info=outcome
+                )
+                code, status_error = "internal", e.OpenCdpError("internal error")
             if on_error is not None:
-                on_error(family, exc.code)
-            status, headers, payload = family.render(exc)
-            await _send(send, status, payload, headers, extra)
+                on_error(family, code)
+            status, headers, payload = family.render(status_error)
+            await _send(send, 500 if code == "internal" else status, payload, headers, extra)
             return
-        except Exception:
-            logger.exception("api.unhandled_error", extra={"path": scope.get("path")})
-            if on_error is not None:
-                on_error(family, "internal")
-            status, headers, payload = family.render(e.OpenCdpError("internal error"))
-            await _send(send, 500, payload, headers, extra)
+        if len(outcome) == 3:
+            extra.extend(outcome[2])  # type: ignore[misc]
+        await _send(send, outcome[0], outcome[1], {}, extra)
+
+    async def _answer_later(
+        self, later: Later, scope: Scope, send: Send, extra: RawHeaders
+    ) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def answer(outcome: Reply | BaseException) -> None:
+            _drive(self._answer(outcome, scope, send, extra), done)
+
+        try:
+            later.begin(answer)
+        except Exception as exc:  # refused before anything started (bad input, limits)
+            await self._answer(exc, scope, send, extra)
             return
-        if len(reply) == 3:
-            extra.extend(reply[2])  # type: ignore[misc]
-        await _send(send, reply[0], reply[1], {}, extra)
+        await done
+
+
+def _drive(coro: Coroutine[Any, Any, None], done: asyncio.Future[None]) -> None:
+    """Run ``coro`` now, from a plain callback, as far as it goes; ``done`` completes with it.
+
+    Sending a response normally finishes without suspending (the transport takes the bytes).
+    When it must wait (the client's socket buffer is full), the coroutine is resumed once
+    what it waits for is done, as a task would.
+    """
+    try:
+        waited = coro.send(None)
+    except StopIteration:
+        if not done.done():
+            done.set_result(None)
+        return
+    except BaseException as exc:
+        if not done.done():
+            done.set_exception(exc)
+        return
+    if waited is None:  # a bare yield (asyncio.sleep(0)): try again on the next pass
+        asyncio.get_running_loop().call_soon(_drive, coro, done)
+    else:
+        waited.add_done_callback(lambda _f: _drive(coro, done))

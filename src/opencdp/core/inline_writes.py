@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,7 +25,12 @@ from opencdp.core.sql import savepoint
 
 T = TypeVar("T")
 
-_Write = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+logger = logging.getLogger(__name__)
+
+Done = Callable[[bool, Any], None]
+"""``done(True, result)`` or ``done(False, exception)``, called on the loop."""
+
+_Write = tuple[Callable[[Connection], Any], Done]
 
 BUSY_PAUSES_S = (0.0005, 0.001, 0.002, 0.004)
 """Pauses before trying a group again while another writer holds the database."""
@@ -49,10 +55,23 @@ class InlineWriter:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, fut))
+
+        def done(ok: bool, value: Any) -> None:
+            if not fut.done():  # not cancelled meanwhile
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+
+        self.write_then(fn, done)
+        return await fut
+
+    def write_then(self, fn: Callable[[Connection], Any], done: Done) -> None:
+        """``write`` in callback form: ``done`` runs straight from the commit's completion,
+        one loop pass before a task awaiting ``write`` would resume (``api/raw.py Later``)."""
+        self._pending.append((fn, done))
         if not self._committing:
             self._start()
-        return await fut
 
     def _start(self) -> None:
         group, self._pending = self._pending, []
@@ -91,21 +110,22 @@ class InlineWriter:
         if exc is not None:
             _fail(group, exc)
         else:
-            for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
-                if fut.done():  # the caller went away (cancelled)
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+            for (_, done), (ok, value) in zip(group, outcomes, strict=True):
+                _call(done, ok, value)
         if self._pending:
             self._start()
 
 
+def _call(done: Done, ok: bool, value: Any) -> None:
+    try:
+        done(ok, value)
+    except Exception:  # one caller's bug must not leave the rest of the group unanswered
+        logger.exception("inline_write.callback_failed")
+
+
 def _fail(group: list[_Write], exc: BaseException) -> None:
-    for _, fut in group:
-        if not fut.done():
-            fut.set_exception(exc)
+    for _, done in group:
+        _call(done, False, exc)
 
 
 def _apply_all(tx: Connection, *, group: list[_Write]) -> list[tuple[bool, Any]]:

@@ -10,7 +10,6 @@ with a concurrent request rolls back and retries against the winner's state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -45,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 _TOUCH_AFTER_MS = 60 * 60 * 1000  # activity is kept to the hour on reads
 _RETRIES = 8
+_COLLIDING = "identity resolution kept colliding with concurrent requests; retry"
 ALIAS_MAX_WINDOW_MS = 90 * 24 * 3600 * 1000
 
 T = TypeVar("T")
@@ -98,6 +98,19 @@ def strategy_config(settings: dict[str, Any]) -> StrategyConfig:
     )
 
 
+class PendingWrite:
+    """An IDSync answer that needs a write: ``then(on_done)`` starts it, and ``on_done`` gets
+    the ``IdentityResult`` (or the exception) on the event loop once it is durable, straight
+    from the commit's completion (``api/raw.py Later``)."""
+
+    __slots__ = ("then",)
+
+    def __init__(
+        self, then: Callable[[Callable[[IdentityResult | BaseException], None]], None]
+    ) -> None:
+        self.then = then
+
+
 class IdentityService:
     def __init__(self, *, db: Database, clock: Clock, tenancy: TenancyService) -> None:
         self._db = db
@@ -145,6 +158,25 @@ class IdentityService:
 
     async def logout_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
         return await self._run_async(workspace_id, request, strategies.logout)
+
+    def identify_now(
+        self, workspace_id: int, request: IdentityRequest
+    ) -> IdentityResult | PendingWrite:
+        """For an event loop: the answer, or the write that will give it (``PendingWrite``)."""
+        return self._now(workspace_id, request, strategies.identify)
+
+    def login_now(
+        self, workspace_id: int, request: IdentityRequest
+    ) -> IdentityResult | PendingWrite:
+        return self._now(workspace_id, request, strategies.login)
+
+    def logout_now(
+        self, workspace_id: int, request: IdentityRequest
+    ) -> IdentityResult | PendingWrite:
+        return self._now(workspace_id, request, strategies.logout)
+
+    def search_now(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
+        return self.search(workspace_id, request)
 
     async def search_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
         """Read-only, so it runs inline."""
@@ -380,19 +412,38 @@ class IdentityService:
     async def _run_async(
         self, workspace_id: int, request: IdentityRequest, strategy: Strategic
     ) -> IdentityResult:
-        """The optimistic read runs on the caller's event loop: a few index lookups, never
-        blocked by a writer (SQLite WAL, PostgreSQL MVCC). Only a write, which may wait for the
-        database's write lock, goes to a thread. A thread hop per request cost more than the
-        whole read (bench/IDENTITY_PROFILE.md).
+        out = self._now(workspace_id, request, strategy)
+        if isinstance(out, IdentityResult):
+            return out
+        fut: asyncio.Future[IdentityResult] = asyncio.get_running_loop().create_future()
 
-        On SQLite a write nobody else is making runs inline too, except its commit: the
-        statements take a fraction of a millisecond on the loop, the fsync waits in a thread
-        (``Database.write_begin``, ``core/inline_writes.py``). A write done whole in a thread paid a GIL hand-off around
-        every SQLite call (p99 ~35 ms at 32 connections); done whole on the loop, it stalled
-        every other request for the fsync. When another writer holds the database (another
-        API process, the inbox, the worker's chunk, an inline write still committing), it is
-        tried again after short pauses (``core/inline_writes.py``), then left to wait in a
-        thread.
+        def done(outcome: IdentityResult | BaseException) -> None:
+            if not fut.done():
+                if isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
+
+        out.then(done)
+        return await fut
+
+    def _now(
+        self, workspace_id: int, request: IdentityRequest, strategy: Strategic
+    ) -> IdentityResult | PendingWrite:
+        """The answer now, when a read decides it; else the write that will decide it.
+
+        The optimistic read runs on the caller's event loop: a few index lookups, never
+        blocked by a writer (SQLite WAL, PostgreSQL MVCC). A thread hop per request cost more
+        than the whole read (bench/IDENTITY_PROFILE.md).
+
+        On SQLite a write runs on the loop too, except its commit: the statements take a
+        fraction of a millisecond, grouped with this loop's other IDSync writes, and the fsync
+        waits in a thread (``Database.write_begin``, ``core/inline_writes.py``). A write done
+        whole in a thread paid a GIL hand-off around every SQLite call (p99 ~35 ms at 32
+        connections); done whole on the loop, it stalled every other request for the fsync.
+        When another writer holds the database (another API process, the inbox, the worker),
+        the group is tried again after short pauses, then the write waits in a thread, as it
+        always does on PostgreSQL.
         """
         decide = self._decider(strategy, workspace_id, request)
         hit = self._try_read(workspace_id, decide)
@@ -400,26 +451,63 @@ class IdentityService:
             return hit
         config = self.config_for(workspace_id)
         keys = _keys(request)
-        if self._db.is_sqlite:
-            with contextlib.suppress(WriterBusy):  # the writer already tried a few times
-                return await self._write_inline(workspace_id, config, keys, decide)
-        return await asyncio.to_thread(self._write, workspace_id, config, keys, decide)
+        return PendingWrite(
+            functools.partial(self._begin_write, workspace_id, config, keys, decide)
+        )
 
-    async def _write_inline(
-        self, workspace_id: int, config: StrategyConfig, keys: list[tuple[str, str]], decide: Decide
-    ) -> IdentityResult:
-        """``_write`` with its statements on the loop, grouped with the other IDSync writes
-        of this loop into one commit that waits for the disk in a thread
-        (``core/inline_writes.py``); ``WriterBusy`` before anything was written."""
-        for _ in range(_RETRIES):
-            apply = functools.partial(
-                self._decide_and_apply, workspace_id, config, keys, decide, self._clock.now_ms()
-            )
-            try:
-                return _result(*await self._inline.write(apply))
-            except (IntegrityError, _ProfileGone):
+    def _begin_write(
+        self,
+        workspace_id: int,
+        config: StrategyConfig,
+        keys: list[tuple[str, str]],
+        decide: Decide,
+        on_done: Callable[[IdentityResult | BaseException], None],
+        attempt: int = 0,
+    ) -> None:
+        if not self._db.is_sqlite:
+            self._write_in_thread(workspace_id, config, keys, decide, on_done)
+            return
+        apply = functools.partial(
+            self._decide_and_apply, workspace_id, config, keys, decide, self._clock.now_ms()
+        )
+
+        def done(ok: bool, value: Any) -> None:
+            if ok:
+                on_done(_result(*value))
+            elif isinstance(value, (IntegrityError, _ProfileGone)):
                 logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
-        raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
+                if attempt + 1 < _RETRIES:
+                    self._begin_write(workspace_id, config, keys, decide, on_done, attempt + 1)
+                else:
+                    on_done(Unavailable(_COLLIDING))
+            elif isinstance(value, WriterBusy):  # the writer already tried a few times
+                self._write_in_thread(workspace_id, config, keys, decide, on_done)
+            else:
+                on_done(value)
+
+        self._inline.write_then(apply, done)
+
+    def _write_in_thread(
+        self,
+        workspace_id: int,
+        config: StrategyConfig,
+        keys: list[tuple[str, str]],
+        decide: Decide,
+        on_done: Callable[[IdentityResult | BaseException], None],
+    ) -> None:
+        fut = asyncio.get_running_loop().run_in_executor(
+            None, self._write, workspace_id, config, keys, decide
+        )
+
+        def finished(f: asyncio.Future[IdentityResult]) -> None:
+            if f.cancelled():
+                on_done(Unavailable("the server is shutting down"))
+            elif (exc := f.exception()) is not None:
+                on_done(exc)
+            else:
+                on_done(f.result())
+
+        fut.add_done_callback(finished)
 
     def _try_read(self, workspace_id: int, decide: Decide) -> IdentityResult | None:
         """The answer, if the decision changes nothing and the activity mark is fresh.
@@ -457,7 +545,7 @@ class IdentityService:
                 return _result(*result)
             except (IntegrityError, _ProfileGone):
                 logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
-        raise Unavailable("identity resolution kept colliding with concurrent requests; retry")
+        raise Unavailable(_COLLIDING)
 
     def _decide_and_apply(
         self,
