@@ -14,7 +14,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -96,6 +96,15 @@ def strategy_config(settings: dict[str, Any]) -> StrategyConfig:
         priority=types("identity_priority"),
         alias_allowed=raw.get("alias_allowed"),
     )
+
+
+class _Plan(NamedTuple):
+    """What an IDSync write needs: ``_write``'s and ``_decide_and_apply``'s first arguments."""
+
+    workspace_id: int
+    config: StrategyConfig
+    keys: list[tuple[str, str]]
+    decide: Decide
 
 
 class PendingWrite:
@@ -449,55 +458,40 @@ class IdentityService:
         hit = self._try_read(workspace_id, decide)
         if hit is not None:
             return hit
-        config = self.config_for(workspace_id)
-        keys = _keys(request)
-        return PendingWrite(
-            functools.partial(self._begin_write, workspace_id, config, keys, decide)
-        )
+        plan = _Plan(workspace_id, self.config_for(workspace_id), _keys(request), decide)
+        return PendingWrite(functools.partial(self._begin_write, plan))
 
     def _begin_write(
         self,
-        workspace_id: int,
-        config: StrategyConfig,
-        keys: list[tuple[str, str]],
-        decide: Decide,
+        plan: _Plan,
         on_done: Callable[[IdentityResult | BaseException], None],
         attempt: int = 0,
     ) -> None:
         if not self._db.is_sqlite:
-            self._write_in_thread(workspace_id, config, keys, decide, on_done)
+            self._write_in_thread(plan, on_done)
             return
-        apply = functools.partial(
-            self._decide_and_apply, workspace_id, config, keys, decide, self._clock.now_ms()
-        )
+        apply = functools.partial(self._decide_and_apply, *plan, self._clock.now_ms())
 
         def done(ok: bool, value: Any) -> None:
             if ok:
                 on_done(_result(*value))
             elif isinstance(value, (IntegrityError, _ProfileGone)):
-                logger.info("identity.collision_retry", extra={"workspace_id": workspace_id})
+                logger.info("identity.collision_retry", extra={"workspace_id": plan.workspace_id})
                 if attempt + 1 < _RETRIES:
-                    self._begin_write(workspace_id, config, keys, decide, on_done, attempt + 1)
+                    self._begin_write(plan, on_done, attempt + 1)
                 else:
                     on_done(Unavailable(_COLLIDING))
             elif isinstance(value, WriterBusy):  # the writer already tried a few times
-                self._write_in_thread(workspace_id, config, keys, decide, on_done)
+                self._write_in_thread(plan, on_done)
             else:
                 on_done(value)
 
         self._inline.write_then(apply, done)
 
     def _write_in_thread(
-        self,
-        workspace_id: int,
-        config: StrategyConfig,
-        keys: list[tuple[str, str]],
-        decide: Decide,
-        on_done: Callable[[IdentityResult | BaseException], None],
+        self, plan: _Plan, on_done: Callable[[IdentityResult | BaseException], None]
     ) -> None:
-        fut = asyncio.get_running_loop().run_in_executor(
-            None, self._write, workspace_id, config, keys, decide
-        )
+        fut = asyncio.get_running_loop().run_in_executor(None, self._write, *plan)
 
         def finished(f: asyncio.Future[IdentityResult]) -> None:
             if f.cancelled():
