@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from functools import partial
 from typing import Any
@@ -77,52 +76,3 @@ def test_closed_committer_refuses(runtime: Runtime) -> None:
     gc.close()
     with pytest.raises(Unavailable):
         gc.submit([_row(1)]).result(1)
-
-
-def test_submit_then_calls_back_on_the_loop_once_committed(runtime: Runtime) -> None:
-    gc = GroupCommitter(append=partial(store.append_batches, runtime.db))
-
-    async def go() -> list[Any]:
-        loop = asyncio.get_running_loop()
-        outcomes: list[Any] = []
-        done = loop.create_future()
-
-        def callback(exc: BaseException | None) -> None:
-            # on the loop's thread, and the rows are already readable
-            with runtime.db.read() as conn:
-                stored = store.count_batches(conn)
-            outcomes.append((threading.get_ident(), exc, stored))
-            if len(outcomes) == 2:
-                done.set_result(None)
-
-        gc.submit_then([_row(1)], callback)
-        gc.submit_then([_row(2, payload=None)], callback)  # NOT NULL violation
-        await asyncio.wait_for(done, 10)
-        return outcomes
-
-    outcomes = asyncio.run(go())
-    gc.close()
-    me = threading.get_ident()
-    assert all(tid == me for tid, _, _ in outcomes)
-    good = [o for o in outcomes if o[1] is None]
-    bad = [o for o in outcomes if o[1] is not None]
-    assert len(good) == 1 and good[0][2] >= 1
-    assert len(bad) == 1 and isinstance(bad[0][1], Unavailable)
-
-
-def test_a_raising_callback_does_not_keep_the_group_waiting(runtime: Runtime) -> None:
-    gc = GroupCommitter(append=partial(store.append_batches, runtime.db))
-
-    async def go() -> None:
-        fut = asyncio.get_running_loop().create_future()
-
-        def broken(_exc: BaseException | None) -> None:
-            raise RuntimeError("caller bug")
-
-        # queued together: one wake-up answers both
-        gc.submit_then([_row(1)], broken)
-        gc.submit_then([_row(2)], lambda exc: fut.set_result(exc))
-        assert await asyncio.wait_for(fut, 10) is None
-
-    asyncio.run(go())
-    gc.close()

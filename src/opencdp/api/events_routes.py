@@ -33,21 +33,11 @@ def accepted(result: AcceptResult) -> tuple[int, bytes]:
 
 def routes(ctx: ApiContext) -> list[Route]:
     def endpoint(route: IngestRoute) -> raw.Handler:
-        async def handle(scope: raw.Scope, receive: raw.Receive) -> raw.Later:
+        async def handle(scope: raw.Scope, receive: raw.Receive) -> raw.Reply:
             key, secret = basic_credentials(raw.header(scope, b"authorization"))
             principal = ctx.tenancy.authenticate_basic(key, secret)
             body = await raw.read_body(scope, receive, MAX_REQUEST_BYTES)
-
-            def begin(answer: raw.Answer) -> None:
-                def done(outcome: AcceptResult | BaseException) -> None:
-                    if isinstance(outcome, BaseException):
-                        answer(outcome)
-                    else:
-                        answer(raw.reply_of(lambda: accepted(outcome)))
-
-                ctx.ingestion.begin_accept(principal, body, route, done)
-
-            return raw.Later(begin)
+            return accepted(await ctx.ingestion.accept(principal, body, route))
 
         return handle
 

@@ -148,15 +148,17 @@ class RawEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra: RawHeaders = [] if self._decorate is None else self._decorate(scope)
-        outcome: Reply | Later | BaseException
         try:
-            outcome = await self._handler(scope, receive)
+            reply = await self._handler(scope, receive)
         except Exception as exc:
-            outcome = exc
-        if isinstance(outcome, Later):
-            await self._answer_later(outcome, scope, send, extra)
-        else:
-            await self._answer(outcome, scope, send, extra)
+            await self._answer(exc, scope, send, extra)
+            return
+        if isinstance(reply, Later):
+            await self._answer_later(reply, scope, send, extra)
+            return
+        if len(reply) == 3:
+            extra.extend(reply[2])  # type: ignore[misc]
+        await _send(send, reply[0], reply[1], {}, extra)
 
     async def _answer(
         self, outcome: Reply | BaseException, scope: Scope, send: Send, extra: RawHeaders
@@ -165,16 +167,16 @@ class RawEndpoint:
         if isinstance(outcome, BaseException):
             family, on_error = self._family, self._on_error
             if isinstance(outcome, e.OpenCdpError):
-                code, status_error = outcome.code, outcome
+                error, code, forced = outcome, outcome.code, None
             else:
                 logger.error(
                     "api.unhandled_error", extra={"path": scope.get("path")}, exc_info=outcome
                 )
-                code, status_error = "internal", e.OpenCdpError("internal error")
+                error, code, forced = e.OpenCdpError("internal error"), "internal", 500
             if on_error is not None:
                 on_error(family, code)
-            status, headers, payload = family.render(status_error)
-            await _send(send, 500 if code == "internal" else status, payload, headers, extra)
+            status, headers, payload = family.render(error)
+            await _send(send, forced or status, payload, headers, extra)
             return
         if len(outcome) == 3:
             extra.extend(outcome[2])  # type: ignore[misc]

@@ -32,53 +32,39 @@ _STOP = object()
 
 
 class _LoopWaiter:
-    """A submission answered on its event loop: a future an awaiting task holds, or a callback
-    run straight from the loop's wake-up (``submit_then``)."""
+    __slots__ = ("fut", "loop")
 
-    __slots__ = ("callback", "fut", "loop")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        fut: asyncio.Future[None] | None = None,
-        callback: Callable[[BaseException | None], None] | None = None,
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
         self.loop = loop
         self.fut = fut
-        self.callback = callback
 
 
 Waiter = Future[None] | _LoopWaiter
 
 
-def _wake(waiters: list[_LoopWaiter], exc: BaseException | None) -> None:
-    for w in waiters:
-        if w.callback is not None:
-            try:
-                w.callback(exc)
-            except Exception:  # one caller's bug must not leave the others unanswered
-                logger.exception("inbox.callback_failed")
-        elif w.fut is not None and not w.fut.done():
+def _wake(futures: list[asyncio.Future[None]], exc: BaseException | None) -> None:
+    for fut in futures:
+        if not fut.done():
             if exc is None:
-                w.fut.set_result(None)
+                fut.set_result(None)
             else:
-                w.fut.set_exception(exc)
+                fut.set_exception(exc)
 
 
 def _settle(group: list[tuple[Rows, Waiter]], exc: BaseException | None) -> None:
     """Complete every waiter of a group: one loop wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_LoopWaiter]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for _, waiter in group:
         if isinstance(waiter, _LoopWaiter):
-            by_loop.setdefault(waiter.loop, []).append(waiter)
+            by_loop.setdefault(waiter.loop, []).append(waiter.fut)
         elif exc is None:
             waiter.set_result(None)
         else:
             waiter.set_exception(exc)
-    for loop, waiters in by_loop.items():
+    for loop, futures in by_loop.items():
         # RuntimeError: the loop has closed, so nobody is waiting any more
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_wake, waiters, exc)
+            loop.call_soon_threadsafe(_wake, futures, exc)
 
 
 def _rows_of(group: list[tuple[Rows, Waiter]]) -> list[dict[str, Any]]:
@@ -138,22 +124,8 @@ class GroupCommitter:
             self.start()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._queue.put((rows, _LoopWaiter(loop, fut=fut)))
+        self._queue.put((rows, _LoopWaiter(loop, fut)))
         await fut
-
-    def submit_then(self, rows: Rows, callback: Callable[[BaseException | None], None]) -> None:
-        """Queue rows; ``callback(None)`` (or the error) runs on this event loop once they
-        are committed, straight from the loop's wake-up.
-
-        One loop pass sooner than a task awaiting ``submit_async``: the wake-up would only
-        schedule that task, and on a loaded loop a pass is every ready request's turn.
-        """
-        if self._closed:
-            raise Unavailable("the server is shutting down")
-        if self._thread is None:
-            self.start()
-        loop = asyncio.get_running_loop()
-        self._queue.put((rows, _LoopWaiter(loop, callback=callback)))
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""

@@ -9,7 +9,6 @@ by the worker when it takes a batch from the inbox (``ingestion/processing.py``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -86,32 +85,6 @@ class IngestionService:
             await self._committer.submit_async(rows)
         self._count_accepted(route, result)
         return result
-
-    def begin_accept(
-        self,
-        principal: Principal,
-        body: bytes,
-        route: Route,
-        on_done: Callable[[AcceptResult | BaseException], None],
-    ) -> None:
-        """``accept`` for a caller on an event loop that wants the outcome in a callback:
-        ``on_done`` gets the result once the batches are durable (or the error), from the
-        loop's wake-up by the group committer. Invalid input raises here, before anything
-        is queued."""
-        result, rows = self.prepare(principal, body, route)
-        if not rows:
-            self._count_accepted(route, result)
-            on_done(result)
-            return
-
-        def committed(exc: BaseException | None) -> None:
-            if exc is not None:
-                on_done(exc)
-                return
-            self._count_accepted(route, result)
-            on_done(result)
-
-        self._committer.submit_then(rows, committed)
 
     def accept_sync(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
         """The same for callers outside an event loop (tests, importers)."""
