@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from opencdp.core.handoff import Handoff
 from opencdp.core.sql import InsertValues, RawRead
 
 T = TypeVar("T")
@@ -159,6 +160,8 @@ class Database:
         self._lock_pid = 0
         self._committing_on: int | None = None  # the thread whose write_begin is committing
         self._commit_pool: ThreadPoolExecutor | None = None
+        self.handoff = Handoff()
+        """How ``write_begin``'s commit thread hands completions to the loop; ``poll`` it."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -248,7 +251,7 @@ class Database:
                 finally:
                     self._committing_on = None
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                loop.call_soon_threadsafe(on_done, exc)
+                self.handoff.post(loop, on_done, exc)
 
         try:
             self._commit_thread().submit(commit)

@@ -454,6 +454,7 @@ class IdentityService:
         the group is tried again after short pauses, then the write waits in a thread, as it
         always does on PostgreSQL.
         """
+        self._db.handoff.poll()  # answer earlier calls whose write is committed
         decide = self._decider(strategy, workspace_id, request)
         hit = self._try_read(workspace_id, decide)
         if hit is not None:
