@@ -84,3 +84,22 @@ def test_poll_only_delivers_the_running_loops_completions() -> None:
         assert ran == ["this loop", "other loop"]
     finally:
         other.close()
+
+
+def test_after_runs_at_the_wake_up_even_when_poll_delivered() -> None:
+    handoff = Handoff()
+    ran: list[str] = []
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        t = threading.Thread(
+            target=lambda: handoff.post(loop, ran.append, "done", after=lambda: ran.append("woke"))
+        )
+        t.start()
+        t.join()
+        handoff.poll()
+        assert ran == ["done"]  # delivered; the wake-up has not come yet
+        await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert ran == ["done", "woke"]

@@ -39,9 +39,9 @@ def test_writes_queued_during_a_commit_share_the_next_one(db: Database) -> None:
     commits: list[int] = []
     real = db.write_begin
 
-    def counting(fn: Any, on_done: Any) -> Any:
+    def counting(fn: Any, on_done: Any, on_wake: Any = None) -> Any:
         commits.append(1)
-        return real(fn, on_done)
+        return real(fn, on_done, on_wake)
 
     db.write_begin = counting  # type: ignore[method-assign]
 

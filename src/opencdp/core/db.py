@@ -194,7 +194,10 @@ class Database:
                 yield conn
 
     def write_begin(
-        self, fn: Callable[[Connection], T], on_done: Callable[[BaseException | None], None]
+        self,
+        fn: Callable[[Connection], T],
+        on_done: Callable[[BaseException | None], None],
+        on_wake: Callable[[], None] | None = None,
     ) -> T:
         """SQLite, on an event loop's thread: ``fn`` in a write transaction now, its ``COMMIT``
         in a thread; ``on_done(None)`` (or the error) is called on the loop once committed
@@ -251,7 +254,7 @@ class Database:
                 finally:
                     self._committing_on = None
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                self.handoff.post(loop, on_done, exc)
+                self.handoff.post(loop, on_done, exc, after=on_wake)
 
         try:
             self._commit_thread().submit(commit)

@@ -20,11 +20,14 @@ logger = logging.getLogger(__name__)
 
 
 class _Item:
-    __slots__ = ("args", "delivered", "fn")
+    __slots__ = ("after", "args", "delivered", "fn")
 
-    def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self, fn: Callable[..., None], args: tuple[Any, ...], after: Callable[[], None] | None
+    ) -> None:
         self.fn = fn
         self.args = args
+        self.after = after
         self.delivered = False
 
 
@@ -35,9 +38,16 @@ class Handoff:
     def __init__(self) -> None:
         self._queues: dict[asyncio.AbstractEventLoop, deque[_Item]] = {}
 
-    def post(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on ``loop`` soon. Raises ``RuntimeError`` if the loop is closed."""
-        item = _Item(fn, args)
+    def post(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., None],
+        *args: Any,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``fn(*args)`` on ``loop`` soon, and ``after()`` when the loop's own wake-up
+        comes (whoever delivered ``fn``). Raises ``RuntimeError`` if the loop is closed."""
+        item = _Item(fn, args, after)
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues.setdefault(loop, deque())
@@ -56,6 +66,11 @@ class Handoff:
     def _wake(self, queue: deque[_Item], item: _Item) -> None:
         if not item.delivered:
             self._drain(queue, item)
+        if item.after is not None:
+            try:
+                item.after()
+            except Exception:
+                logger.exception("handoff.callback_failed")
 
     @staticmethod
     def _drain(queue: deque[_Item], upto: _Item | None) -> None:

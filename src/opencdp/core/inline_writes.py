@@ -81,6 +81,7 @@ class InlineWriter:
             outcomes = self._db.write_begin(
                 functools.partial(_apply_all, group=group),
                 lambda exc: self._finished(group, outcomes, exc),
+                self._next_group,
             )
         except WriterBusy as exc:
             # Another writer (the other API processes, the worker, the inbox) holds the
@@ -106,12 +107,21 @@ class InlineWriter:
     def _finished(
         self, group: list[_Write], outcomes: list[tuple[bool, Any]], exc: BaseException | None
     ) -> None:
-        self._committing = False
+        """Answer the group: as soon as an IDSync call on the loop sees the commit done
+        (``Handoff.poll``), else at the loop's wake-up."""
         if exc is not None:
             _fail(group, exc)
         else:
             for (_, done), (ok, value) in zip(group, outcomes, strict=True):
                 _call(done, ok, value)
+
+    def _next_group(self) -> None:
+        """At the loop's wake-up after a commit: start what queued meanwhile.
+
+        Not as soon as the answers go out: writes that arrive until then join the next group.
+        Started at once, each group held a write or two, and with one write per call (users
+        last seen days ago) throughput fell by a quarter."""
+        self._committing = False
         if self._pending:
             self._start()
 
