@@ -11,8 +11,9 @@ Starlette's Request/Response objects, ``family_endpoint`` and ``with_cors`` cost
 request than the identity decision (bench/IDENTITY_PROFILE.md). A handler reads the body
 (bounded, gunzipped), authenticates from the scope's headers, decodes, makes one
 identity-service call and encodes. Identify, login and logout decide on a read snapshot on the
-event loop and only go to a thread to write; search reads inline; modify and alias write, in
-the thread pool (they block on the database's write lock).
+event loop; a call that must write gets a ``PendingWrite`` and answers with ``raw.Later``, so
+the response leaves from the commit's completion itself. Search reads inline; modify and alias
+write in the thread pool (they block on the database's write lock).
 """
 
 from __future__ import annotations

@@ -201,8 +201,10 @@ class Database:
     ) -> T:
         """SQLite, on an event loop's thread: ``fn`` in a write transaction now, its ``COMMIT``
         in a thread; ``on_done(None)`` (or the error) is called on the loop once committed
-        and the writer lock released. ``WriterBusy`` (nothing done) when another writer holds
-        the database. Returns what ``fn`` returned, which is only durable once ``on_done``.
+        and the writer lock released, through ``self.handoff`` (so by the first ``poll`` on
+        the loop, or at the loop's wake-up), and ``on_wake()`` at that wake-up. ``WriterBusy``
+        (nothing done) when another writer holds the database. Returns what ``fn`` returned,
+        which is only durable once ``on_done``.
 
         A small write (an IDSync new user: a few inserts) takes a fraction of a millisecond of
         statements and then the commit's fsync, which is most of its time. Run whole on the

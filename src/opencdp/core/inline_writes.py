@@ -41,10 +41,11 @@ class InlineWriter:
     writes queued beside it. ``WriterBusy`` when another writer (a thread, another process)
     holds the database; the caller decides whether to wait for it elsewhere.
 
-    No task drives the groups: the first write of a group is applied by its caller at once,
-    and each commit's completion (``Database.write_begin``'s callback) answers its group and
-    starts the next. On a loaded loop every extra hop is one more pass over all ready requests
-    (about 5 ms at 32 connections), so a task in between cost a new user 20 ms.
+    No task drives the groups: the first write of a group is applied by its caller at once;
+    each commit's completion answers its group (``_finished``: at the first ``Handoff.poll``
+    on the loop, else at the loop's wake-up), and the wake-up starts the next group
+    (``_next_group``). On a loaded loop every extra hop is one more pass over all ready
+    requests (about 5 ms at 32 connections), so a task in between cost a new user 20 ms.
     """
 
     def __init__(self, db: Database) -> None:
