@@ -11,9 +11,13 @@ from opencdp.core.handoff import Handoff
 
 
 def _post_from_thread(
-    handoff: Handoff, loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object
+    handoff: Handoff,
+    loop: asyncio.AbstractEventLoop,
+    fn: Callable[..., None],
+    *args: object,
+    after: Callable[[], None] | None = None,
 ) -> None:
-    t = threading.Thread(target=handoff.post, args=(loop, fn, *args))
+    t = threading.Thread(target=handoff.post, args=(loop, fn, *args), kwargs={"after": after})
     t.start()
     t.join()
 
@@ -92,11 +96,7 @@ def test_after_runs_at_the_wake_up_even_when_poll_delivered() -> None:
 
     async def go() -> None:
         loop = asyncio.get_running_loop()
-        t = threading.Thread(
-            target=lambda: handoff.post(loop, ran.append, "done", after=lambda: ran.append("woke"))
-        )
-        t.start()
-        t.join()
+        _post_from_thread(handoff, loop, ran.append, "done", after=lambda: ran.append("woke"))
         handoff.poll()
         assert ran == ["done"]  # delivered; the wake-up has not come yet
         await asyncio.sleep(0.01)

@@ -106,7 +106,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         "identify": service.identify_now,
         "login": service.login_now,
         "logout": service.logout_now,
-        "search": service.search_now,
+        "search": service.search,
     }
     modify_endpoint = CorsEndpoint(IDSYNC, modify, ctx.count_error)
     alias_endpoint = CorsEndpoint(ALIAS, alias, ctx.count_error)

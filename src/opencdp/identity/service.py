@@ -184,9 +184,6 @@ class IdentityService:
     ) -> IdentityResult | PendingWrite:
         return self._now(workspace_id, request, strategies.logout)
 
-    def search_now(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
-        return self.search(workspace_id, request)
-
     async def search_async(self, workspace_id: int, request: IdentityRequest) -> IdentityResult:
         """Read-only, so it runs inline."""
         return self.search(workspace_id, request)
@@ -412,11 +409,8 @@ class IdentityService:
     def _run(
         self, workspace_id: int, request: IdentityRequest, strategy: Strategic
     ) -> IdentityResult:
-        decide = self._decider(strategy, workspace_id, request)
-        hit = self._try_read(workspace_id, decide)
-        if hit is not None:
-            return hit
-        return self._write(workspace_id, self.config_for(workspace_id), _keys(request), decide)
+        out = self._read_or_plan(workspace_id, request, strategy)
+        return out if isinstance(out, IdentityResult) else self._write(*out)
 
     async def _run_async(
         self, workspace_id: int, request: IdentityRequest, strategy: Strategic
@@ -455,12 +449,20 @@ class IdentityService:
         always does on PostgreSQL.
         """
         self._db.handoff.poll()  # answer earlier calls whose write is committed
+        out = self._read_or_plan(workspace_id, request, strategy)
+        if isinstance(out, IdentityResult):
+            return out
+        return PendingWrite(functools.partial(self._begin_write, out))
+
+    def _read_or_plan(
+        self, workspace_id: int, request: IdentityRequest, strategy: Strategic
+    ) -> IdentityResult | _Plan:
+        """The answer from the read snapshot, or what the write that decides it needs."""
         decide = self._decider(strategy, workspace_id, request)
         hit = self._try_read(workspace_id, decide)
         if hit is not None:
             return hit
-        plan = _Plan(workspace_id, self.config_for(workspace_id), _keys(request), decide)
-        return PendingWrite(functools.partial(self._begin_write, plan))
+        return _Plan(workspace_id, self.config_for(workspace_id), _keys(request), decide)
 
     def _begin_write(
         self,
@@ -551,7 +553,7 @@ class IdentityService:
         now_ms: int,
         tx: Connection,
     ) -> tuple[Decision, int]:
-        """The write path's one body (``_write``, ``_write_inline``): lock the request's
+        """The write path's one body (``_write``, ``_begin_write``): lock the request's
         identities, decide on the locked graph, apply; (decision, mpid answered)."""
         store.lock_identities(tx, workspace_id, keys)
         decision = decide(store.StoreGraph(tx, workspace_id))
