@@ -60,3 +60,45 @@ def test_0004_clusters_the_graph_and_profile_tables_on_sqlite_keeping_rows(tmp_p
         assert ddl[table].rstrip().endswith("WITHOUT ROWID"), table
     assert {"ix_identity_profiles_workspace_last_seen", "ix_identity_values_mpid"} <= indexes
     db.dispose()
+
+
+def test_0005_moves_request_ids_to_applied_requests(database_url: str) -> None:
+    db = Database(database_url)
+    cfg = migrate.alembic_config()
+    migrate.upgrade(db)  # (a PostgreSQL test database starts at the head)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO inbox (id, workspace_id, input_id, partition, kind, received_ms,"
+            " source_request_id, payload, processed) VALUES"
+            " (1, 1, 7, 0, 'events', 1, 'a', 'x', true), (2, 1, 7, 1, 'events', 1, 'b', 'x', false),"
+            " (3, 1, 7, 1, 'events', 1, NULL, 'x', false), (4, 1, 8, 2, 'events', 1, 'a', 'x', false)"
+        )
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        applied = sorted(
+            conn.exec_driver_sql(
+                "SELECT input_id, source_request_id, inbox_id FROM applied_requests"
+            ).all()
+        )
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("inbox")}
+    assert applied == [(7, "a", 1), (7, "b", 2), (8, "a", 4)]
+    assert "uq_inbox_input_source_request" not in indexes
+    expected = "ix_inbox_pending_seq" if db.is_sqlite else "ix_inbox_pending"
+    assert expected in indexes
+    # and back: a copy stored twice while the worker de-duplicated is dropped, the first kept
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO inbox (id, workspace_id, input_id, partition, kind, received_ms,"
+            " source_request_id, payload, processed) VALUES (5, 1, 7, 0, 'events', 1, 'a', 'x', true)"
+        )
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    with db.engine.connect() as conn:
+        ids = sorted(conn.exec_driver_sql("SELECT id FROM inbox").scalars().all())
+    assert ids == [1, 2, 3, 4]
+    migrate.upgrade(db)
+    db.dispose()

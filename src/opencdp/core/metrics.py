@@ -60,7 +60,7 @@ class Metrics:
         )
         self.batches_duplicate = Counter(
             "opencdp_ingestion_batches_duplicate",
-            "Batches whose source_request_id was seen before (accepted, applied once)",
+            "Retried batches: their input and source_request_id were applied before (skipped by the worker)",
             registry=r,
         )
         self.limits_applied = Counter(

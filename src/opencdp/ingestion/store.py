@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from opencdp.core.db import Database
 from opencdp.core.dialect import lock_for_update_skip_locked
 from opencdp.core.sql import InsertValues
-from opencdp.ingestion.tables import inbox, partition_leases
+from opencdp.ingestion.tables import applied_requests, inbox, partition_leases
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,14 @@ class InboxRow:
     kind: str
     received_ms: int
     payload: bytes
+    source_request_id: str | None = None
+
+    @property
+    def request_key(self) -> tuple[int, str] | None:
+        """What makes a client's retry the same request: its input and source_request_id."""
+        if self.source_request_id is None:
+            return None
+        return (self.input_id, self.source_request_id)
 
 
 _INSERT_BATCH = InsertValues(
@@ -37,7 +45,6 @@ _INSERT_BATCH = InsertValues(
         "source_request_id",
         "payload",
     ),
-    suffix="ON CONFLICT DO NOTHING",
 )
 
 
@@ -47,15 +54,87 @@ def append_batches(db: Database, collect: Callable[[], Sequence[dict[str, Any]]]
     return db.append(_INSERT_BATCH, collect)
 
 
+_ROW_COLUMNS = (
+    inbox.c.id,
+    inbox.c.workspace_id,
+    inbox.c.input_id,
+    inbox.c.partition,
+    inbox.c.kind,
+    inbox.c.received_ms,
+    inbox.c.payload,
+    inbox.c.source_request_id,
+)
+
+
 def fetch_pending(conn: Connection, partition: int, limit: int) -> list[InboxRow]:
+    """A partition's next batches in inbox order."""
+    return fetch_pending_in(conn, [partition], limit)
+
+
+def fetch_pending_in(conn: Connection, partitions: Sequence[int], limit: int) -> list[InboxRow]:
+    """The next ``limit`` batches of these partitions; each partition's rows in inbox order.
+
+    SQLite: one pass over the pending index in id order (it is ``(id, partition)`` there);
+    PostgreSQL: one index range per partition (``(partition, id)``), which is what its worker
+    processes, each holding some partitions, need.
+    """
     c = inbox.c
-    stmt = (
-        sa.select(c.id, c.workspace_id, c.input_id, c.partition, c.kind, c.received_ms, c.payload)
-        .where(c.partition == partition, c.processed == sa.false())
-        .order_by(c.id)
-        .limit(limit)
-    )
-    return [InboxRow(*r) for r in conn.execute(stmt)]
+    if not partitions or limit <= 0:
+        return []
+    if conn.dialect.name == "sqlite":
+        stmt = (
+            sa.select(*_ROW_COLUMNS)
+            .where(c.processed == sa.false(), c.partition.in_(list(partitions)))
+            .order_by(c.id)
+            .limit(limit)
+        )
+        return [InboxRow(*r) for r in conn.execute(stmt)]
+    out: list[InboxRow] = []
+    for partition in partitions:
+        if len(out) >= limit:
+            break
+        stmt = (
+            sa.select(*_ROW_COLUMNS)
+            .where(c.partition == partition, c.processed == sa.false())
+            .order_by(c.id)
+            .limit(limit - len(out))
+        )
+        out.extend(InboxRow(*r) for r in conn.execute(stmt))
+    return out
+
+
+def applied_owners(conn: Connection, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """For request keys (input, source_request_id): the inbox row applied for each, if any."""
+    by_input: dict[int, list[str]] = {}
+    for input_id, request_id in keys:
+        by_input.setdefault(input_id, []).append(request_id)
+    c = applied_requests.c
+    out: dict[tuple[int, str], int] = {}
+    for input_id, ids in by_input.items():
+        for start in range(0, len(ids), 500):
+            stmt = sa.select(c.source_request_id, c.inbox_id).where(
+                c.input_id == input_id, c.source_request_id.in_(ids[start : start + 500])
+            )
+            for request_id, inbox_id in conn.execute(stmt):
+                out[(input_id, request_id)] = int(inbox_id)
+    return out
+
+
+def record_applied(conn: Connection, entries: Sequence[tuple[tuple[int, str], int]]) -> None:
+    """Remember which inbox row was applied for each request key.
+
+    A plain insert: if another worker applied the same key meanwhile (possible only when a
+    client reused an id for a different user, so the copies sit in two partitions), the
+    primary key fails this transaction and the retry skips the copy.
+    """
+    if entries:
+        conn.execute(
+            sa.insert(applied_requests),
+            [
+                {"input_id": key[0], "source_request_id": key[1], "inbox_id": inbox_id}
+                for key, inbox_id in entries
+            ],
+        )
 
 
 def mark_processed(conn: Connection, ids: Sequence[int], now_ms: int) -> None:
@@ -90,9 +169,9 @@ def count_batches(conn: Connection, *, processed: bool | None = None) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def source_request_ids(conn: Connection) -> list[str]:
-    stmt = sa.select(inbox.c.source_request_id).where(inbox.c.source_request_id.is_not(None))
-    return [str(r[0]) for r in conn.execute(stmt)]
+def count_applied_requests(conn: Connection) -> int:
+    stmt = sa.select(sa.func.count()).select_from(applied_requests)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def ensure_partitions(conn: Connection, count: int) -> None:
