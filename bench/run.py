@@ -38,6 +38,7 @@ import platform
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,6 +267,7 @@ class Run:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     stores: list[Store] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    pair_ratios: list[float] = field(default_factory=list)
 
     @property
     def backend(self) -> str:
@@ -496,7 +498,7 @@ class Run:
             self.profiles[phase] = summarize_profile(path)
 
     # -- phases -----------------------------------------------------------------------------
-    def phase_bare(self, single: TemplateSet) -> None:
+    def start_bare(self) -> tuple[Proc, int]:
         port = free_port()
         out = self.workdir / "bare.out"
         argv = [sys.executable, "-m", "bench.bare_app", "--port", str(port), "--out", str(out)]
@@ -504,17 +506,100 @@ class Run:
             argv += ["--workers", str(self.args.api_processes)]
         proc = Proc("bare", argv, self.workdir / "bare.log")
         log(f"bare baseline on :{port}")
-        try:
-            proc.wait_http(port)
-            self.measure("bare", "bare", port, "/v2/events", "bench:bench", single, proc.pid)
-        finally:
-            proc.stop()
+        proc.wait_http(port)
+        return proc, port
+
+    def stop_bare(self, proc: Proc) -> None:
+        proc.stop()
+        out = self.workdir / "bare.out"
         lines = sum(1 for _ in out.open("rb")) if out.exists() else 0
         acked = sum(x.accepted_batches for x in self.loads if x.target == "bare")
         self.checks["bare_stored_lines"] = lines
         self.checks["bare_acked"] = acked
 
-    def phase_ingest(self, single: TemplateSet | None, bulk: TemplateSet | None) -> None:
+    def phase_bare(self, single: TemplateSet) -> None:
+        proc, port = self.start_bare()
+        try:
+            self.measure("bare", "bare", port, "/v2/events", "bench:bench", single, proc.pid)
+        finally:
+            self.stop_bare(proc)
+
+    def measure_pairs(
+        self,
+        bare: tuple[Proc, int],
+        port: int,
+        auth: str,
+        single: TemplateSet,
+        pid: int,
+        db: Store | None,
+    ) -> None:
+        """Bare and /v2/events in alternating windows (bare first in odd pairs, events first
+        in even ones), so that a change in the machine's speed during the run hits both alike;
+        each pair gives one ratio. Same total measured time per target as ``--pairs 1``."""
+        bare_proc, bare_port = bare
+        n = self.args.pairs
+        window = self.args.duration / n
+        if self.args.warmup > 0:
+            self.load(
+                "barew",
+                "bare",
+                bare_port,
+                "/v2/events",
+                "bench:bench",
+                single,
+                duration=self.args.warmup,
+            )
+            self.load(
+                "eventsw", "opencdp", port, "/v2/events", auth, single, duration=self.args.warmup
+            )
+        for i in range(1, n + 1):
+
+            def run_bare(i: int = i) -> Load:
+                return self.load(
+                    f"bare.{i}",
+                    "bare",
+                    bare_port,
+                    "/v2/events",
+                    "bench:bench",
+                    single,
+                    duration=window,
+                    server_pid=bare_proc.pid,
+                )
+
+            def run_events(i: int = i) -> Load:
+                before = self.group_commit_counters(port)
+                result = self.load(
+                    f"events.{i}",
+                    "opencdp",
+                    port,
+                    "/v2/events",
+                    auth,
+                    single,
+                    duration=window,
+                    server_pid=pid,
+                    db=db,
+                )
+                after = self.group_commit_counters(port)
+                result.group_commit = {
+                    "commits": after["commits"] - before["commits"],
+                    "rows": after["rows"] - before["rows"],
+                }
+                return result
+
+            if i % 2:
+                b, e = run_bare(), run_events()
+            else:
+                e, b = run_events(), run_bare()
+            if b.rps:
+                self.pair_ratios.append(e.rps / b.rps)
+                log(f"  pair {i}: ratio {e.rps / b.rps:.3f}")
+
+    def phase_ingest(
+        self,
+        single: TemplateSet | None,
+        bulk: TemplateSet | None,
+        bare: tuple[Proc, int] | None = None,
+    ) -> None:
         store = self.store("ingest")
         creds = self.init(store)
         auth = f"{creds['api_key']}:{creds['api_secret']}"
@@ -524,7 +609,9 @@ class Run:
         metrics: dict[str, float] = {}
         db = store if store.url else None
         try:
-            if single is not None:
+            if single is not None and bare is not None:
+                self.measure_pairs(bare, port, auth, single, proc.pid, db)
+            elif single is not None:
                 self.measure("events", "opencdp", port, "/v2/events", auth, single, proc.pid, db)
             if bulk is not None:
                 self.measure("bulk", "opencdp", port, "/v2/bulkevents", auth, bulk, proc.pid, db)
@@ -716,12 +803,67 @@ def _ms(x: float) -> str:
     return f"{x:.2f} ms"
 
 
+def _combined(phase: str, windows: list[Load]) -> Load:
+    """One phase's alternating windows as one load: counts, times and CPU add up; p50 and p99
+    are the median of the windows' (wrk reports percentiles, not its histogram)."""
+    status: dict[str, int] = {}
+    for w in windows:
+        for k, v in w.status.items():
+            status[k] = status.get(k, 0) + v
+    commits = sum(w.group_commit.get("commits", 0.0) for w in windows)
+    rows = sum(w.group_commit.get("rows", 0.0) for w in windows)
+    duration = sum(w.duration_s for w in windows)
+    return Load(
+        phase=phase,
+        target=windows[0].target,
+        loadgen=windows[0].loadgen,
+        duration_s=duration,
+        requests=sum(w.requests for w in windows),
+        accepted_202=sum(w.accepted_202 for w in windows),
+        non_202=sum(w.non_202 for w in windows),
+        partial_202=sum(w.partial_202 for w in windows),
+        socket_errors=sum(w.socket_errors for w in windows),
+        status=status,
+        p50_ms=statistics.median(w.p50_ms for w in windows),
+        p99_ms=statistics.median(w.p99_ms for w in windows),
+        max_ms=max(w.max_ms for w in windows),
+        loadgen_cpu_s=sum(w.loadgen_cpu_s for w in windows),
+        server_cpu_s=sum(w.server_cpu_s for w in windows),
+        db_cpu_s=sum(w.db_cpu_s for w in windows),
+        other_cpu_s=sum(w.other_cpu_s for w in windows),
+        batches_per_request=windows[0].batches_per_request,
+        events_per_request=windows[0].events_per_request,
+        group_commit=(
+            {
+                "commits": commits,
+                "rows": rows,
+                "commits_per_s": commits / duration if duration else 0.0,
+                "rows_per_commit": rows / commits if commits else 0.0,
+            }
+            if commits
+            else {}
+        ),
+    )
+
+
+def measured_loads(run: Run) -> dict[str, Load]:
+    """The reported load per phase; a phase measured in windows (``--pairs``) combined."""
+    by = {x.phase: x for x in run.loads if "." not in x.phase}
+    for phase in ("bare", "events"):
+        windows = [x for x in run.loads if x.phase.startswith(phase + ".")]
+        if windows:
+            by[phase] = _combined(phase, windows)
+    return by
+
+
 def build_rows(run: Run) -> list[Row]:
-    by = {x.phase: x for x in run.loads}
+    by = measured_loads(run)
     bare, ev, bulk = by.get("bare"), by.get("events"), by.get("bulk")
     rows: list[Row] = []
     if ev is not None:
         ratio = ev.rps / bare.rps if bare and bare.rps else None
+        if run.pair_ratios:
+            ratio = statistics.median(run.pair_ratios)
         rows.append(
             Row(
                 "/v2/events requests/s",
@@ -734,6 +876,14 @@ def build_rows(run: Run) -> list[Row]:
                 else "n/a",
             )
         )
+        if run.pair_ratios:
+            rows.append(
+                Row(
+                    "/v2/events ratio per window pair",
+                    " ".join(f"{r:.2f}" for r in run.pair_ratios),
+                    ratio=f"{min(run.pair_ratios):.2f}-{max(run.pair_ratios):.2f}",
+                )
+            )
         rows.append(Row("/v2/events accepted events/s", _n(ev.events_per_s)))
         for label, a, b in (
             ("p50", ev.p50_ms, bare and bare.p50_ms),
@@ -815,7 +965,7 @@ def build_rows(run: Run) -> list[Row]:
                 f"{d['seconds_incl_startup']:.1f} s)",
             )
         )
-    measured = [x for x in run.loads if x.phase in ("bare", "events", "bulk")]
+    measured = [x for p, x in by.items() if p in ("bare", "events", "bulk")]
     if measured:
         worst = max(measured, key=lambda x: x.other_cpu_s / x.duration_s)
         other = worst.other_cpu_s / worst.duration_s
@@ -946,7 +1096,7 @@ def update_readme(run: Run, rows: list[Row], notes: dict[str, Any], cmd: str) ->
     if run.args.api_processes > 1:
         section += f":processes{run.args.api_processes}"
     start, end = f"<!-- results:{section}:start -->", f"<!-- results:{section}:end -->"
-    by = {x.phase: x for x in run.loads}
+    by = measured_loads(run)
     cpu_lines = [
         f"- `{p}`: server {x.server_cpu_s / x.duration_s:.2f}, load generator ({x.loadgen}) "
         f"{x.loadgen_cpu_s / x.duration_s:.2f}, "
@@ -1014,6 +1164,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument(
+        "--pairs",
+        type=int,
+        default=5,
+        help="bare and /v2/events measured in this many alternating window pairs (the ratio is "
+        "the median of the pairs' ratios); 1 = one window each, one after the other",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -1075,17 +1232,24 @@ def main(argv: list[str] | None = None) -> int:
         if {"bulk", "drain"} & set(args.phases):
             bulk = run.templates("bulk", bulk=True, seed=2)
         quiet = [args.wait_quiet]
-        if "bare" in args.phases and single is not None:
+        paired = args.pairs > 1 and {"bare", "events"} <= set(args.phases)
+        if "bare" in args.phases and single is not None and not paired:
             wait_until_quiet(quiet)
             run.guarded("bare", run.phase_bare, single)
         if {"events", "bulk"} & set(args.phases):
             wait_until_quiet(quiet)
-            run.guarded(
-                "events/bulk",
-                run.phase_ingest,
-                single if "events" in args.phases else None,
-                bulk if "bulk" in args.phases else None,
-            )
+            bare = run.start_bare() if paired else None
+            try:
+                run.guarded(
+                    "events/bulk",
+                    run.phase_ingest,
+                    single if "events" in args.phases else None,
+                    bulk if "bulk" in args.phases else None,
+                    bare,
+                )
+            finally:
+                if bare is not None:
+                    run.stop_bare(bare[0])
         if "drain" in args.phases and bulk is not None:
             wait_until_quiet(quiet)
             run.guarded("drain", run.phase_drain, bulk)
