@@ -72,7 +72,13 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (after gunzip)."""
-    declared = header(scope, b"content-length")
+    declared = encoding = None
+    for key, value in scope["headers"]:  # one pass for both (the first of each counts)
+        if key == b"content-length":
+            if declared is None:
+                declared = value
+        elif key == b"content-encoding" and encoding is None:
+            encoding = value.decode("latin-1")
     if declared is not None:
         try:
             size = int(declared)
@@ -95,7 +101,6 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         body = b"".join(chunks)
     elif len(body) > limit:
         raise e.PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-    encoding = header(scope, b"content-encoding")
     if encoding is not None and encoding.lower() == "gzip":
         body = gunzip(body, limit)
     return bytes(body)

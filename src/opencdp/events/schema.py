@@ -940,6 +940,8 @@ class Batch(_Wire):
                 self.context = self.batch_context
             self.batch_context = None
         events = self.events
+        if CommerceEvent not in set(map(type, events)):  # the usual case, checked in C
+            return
         for i, event in enumerate(events):
             if (
                 type(event) is CommerceEvent

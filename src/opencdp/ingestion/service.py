@@ -104,6 +104,8 @@ class IngestionService:
             raise PayloadTooLarge(
                 f"request body is {len(body)} bytes; the limit is {limits.MAX_REQUEST_BYTES}"
             )
+        if route is Route.EVENTS and len(body) <= limits.MAX_BATCH_BYTES:
+            return self._prepare_one(principal, body, now)
         batches: list[Batch | BadRequest]
         if route in (Route.EVENTS, Route.WEB):
             batches = [self._decode_single(body, route)]
@@ -162,6 +164,32 @@ class IngestionService:
         result.accepted = len(rows)
         result.events = sum(len(b.events or ()) for b in good)
         return result, rows
+
+    def _prepare_one(
+        self, principal: Principal, body: bytes, now: int
+    ) -> tuple[AcceptResult, list[dict[str, Any]]]:
+        """``prepare`` for ``/v2/events`` within the batch size limit, the API's most frequent
+        request: the same checks and row without the bulk bookkeeping (a fifth of this
+        method's time went to it). Anything else takes the general path."""
+        batch = self._decode_single(body, Route.EVENTS)
+        assert isinstance(batch, Batch)  # EVENTS raises instead of returning the error
+        workspace_id = principal.workspace_id
+        row = {
+            "workspace_id": workspace_id,
+            "input_id": principal.input_id,
+            "partition": partition_for(
+                workspace_id,
+                batch.strongest_identity(),
+                self._partitions,
+                batch.source_request_id or str(now),
+            ),
+            "kind": "events",
+            "received_ms": now,
+            "source_request_id": batch.source_request_id,
+            "payload": body,
+        }
+        self._rate.take(workspace_id, 1, scope="workspace", rate=self._workspace_rate(workspace_id))
+        return AcceptResult(accepted=1, events=len(batch.events or ())), [row]
 
     # -- helpers ---------------------------------------------------------------------------
     def _workspace_rate(self, workspace_id: int) -> float | None:
