@@ -153,6 +153,20 @@ def _set_strategy(settings: config.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def uvicorn_options(settings: config.Settings) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn: quiet (structured logs are ours), no server header, and
+    uvicorn's httptools protocol extended with the ingestion fast path (ADR 0008)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+        "http": "opencdp.api.fast_http:FastPathProtocol",
+    }
+
+
 def _serve(settings: config.Settings) -> int:
     import uvicorn
 
@@ -173,14 +187,7 @@ def _serve(settings: config.Settings) -> int:
         f"opencdp: serving on http://{settings.host}:{settings.port} "
         f"(credentials in {path.resolve()})\n"
     )
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": None,
-        "access_log": False,
-        "server_header": False,
-        "timeout_graceful_shutdown": 10,
-    }
+    options = uvicorn_options(settings)
     if settings.api_processes > 1:
         rt.db.dispose()
         os.environ.update(config.to_env(settings))

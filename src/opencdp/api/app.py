@@ -23,6 +23,10 @@ ROUTE_FACTORIES: list[RouteFactory] = [
 ]
 """Each API family contributes its routes; later slices append their factory here."""
 
+FAST_ROUTE_FACTORIES: list[Callable[[ApiContext], dict[bytes, Any]]] = [events_routes.fast_routes]
+"""Paths the HTTP protocol answers itself (api/fast_http.py, ADR 0008); each also has an
+ordinary route above, for the requests the fast path leaves to ASGI."""
+
 
 def build_asgi(
     ctx: ApiContext,
@@ -33,4 +37,7 @@ def build_asgi(
     all_routes: list[BaseRoute] = []
     for factory in [*ROUTE_FACTORIES, *(extra or [])]:
         all_routes.extend(factory(ctx))
-    return FrontDoor(Starlette(routes=all_routes, lifespan=lifespan))
+    fast: dict[bytes, Any] = {}
+    for fast_factory in FAST_ROUTE_FACTORIES:
+        fast.update(fast_factory(ctx))
+    return FrontDoor(Starlette(routes=all_routes, lifespan=lifespan), fast_routes=fast)

@@ -1,7 +1,10 @@
 """Events API (server to server): /v2/events, /v2/bulkevents, /v2/bulkevents/historical.
 
-Hot path: these are raw ASGI endpoints (see api/raw.py); the handler is still decode, one
-service call, encode.
+Hot path. ``opencdp serve`` answers these on the HTTP protocol's fast path
+(``fast_routes``, api/fast_http.py, ADR 0008); the same endpoints are also raw ASGI apps
+(``routes``, api/raw.py) for requests the fast path leaves to ASGI (a query string, ``Expect:
+100-continue``, pipelining) and for in-process clients. Both are decode, one service call,
+encode, and both answer errors through ``raw.error_reply``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,19 @@ from starlette.routing import Route
 from opencdp.api import raw
 from opencdp.api.context import ApiContext
 from opencdp.api.errors import EVENTS
-from opencdp.api.http import basic_credentials
+from opencdp.api.fast_http import FastRoute, RawHeaders, Respond
+from opencdp.api.http import basic_credentials, gunzip
+from opencdp.core.errors import PayloadTooLarge
 from opencdp.events.limits import MAX_REQUEST_BYTES
 from opencdp.ingestion.service import AcceptResult
 from opencdp.ingestion.service import Route as IngestRoute
+
+_PATHS = {
+    "/v2/events": IngestRoute.EVENTS,
+    "/v2/bulkevents": IngestRoute.BULK,
+    "/v2/bulkevents/historical": IngestRoute.HISTORICAL,
+}
+_JSON = (b"content-type", b"application/json")
 
 
 def accepted(result: AcceptResult) -> tuple[int, bytes]:
@@ -46,8 +58,51 @@ def routes(ctx: ApiContext) -> list[Route]:
             path, raw.RawEndpoint(EVENTS, endpoint(route), ctx.count_error), methods=["POST"]
         )
 
-    return [
-        mount("/v2/events", IngestRoute.EVENTS),
-        mount("/v2/bulkevents", IngestRoute.BULK),
-        mount("/v2/bulkevents/historical", IngestRoute.HISTORICAL),
-    ]
+    return [mount(path, route) for path, route in _PATHS.items()]
+
+
+def fast_routes(ctx: ApiContext) -> dict[bytes, FastRoute]:
+    """The same three endpoints for the HTTP fast path: the same checks in the same order
+    (credentials, then size, then the batches), the same answers."""
+
+    def route_for(path: str, route: IngestRoute) -> FastRoute:
+        def fail(exc: BaseException, respond: Respond) -> None:
+            status, headers, payload = raw.error_reply(EVENTS, ctx.count_error, exc, path)
+            out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            out.append(_JSON)
+            respond(status, out, payload)
+
+        def handle(headers: RawHeaders, body: bytes | None, respond: Respond) -> None:
+            def done(outcome: AcceptResult | BaseException) -> None:
+                if isinstance(outcome, BaseException):
+                    fail(outcome, respond)
+                    return
+                status, payload = accepted(outcome)
+                respond(status, [_JSON] if payload else [], payload)
+
+            try:
+                auth = declared = encoding = None
+                for key, value in headers:  # the first of each counts, as in raw.header
+                    if key == b"authorization":
+                        if auth is None:
+                            auth = value.decode("latin-1")
+                    elif key == b"content-length":
+                        if declared is None:
+                            declared = value
+                    elif key == b"content-encoding" and encoding is None:
+                        encoding = value.decode("latin-1")
+                principal = ctx.tenancy.authenticate_basic(*basic_credentials(auth))
+                raw.check_declared_length(declared, MAX_REQUEST_BYTES)
+                if body is None:
+                    raise PayloadTooLarge(
+                        f"request body is over the limit of {MAX_REQUEST_BYTES} bytes"
+                    )
+                if encoding is not None and encoding.lower() == "gzip":
+                    body = gunzip(body, MAX_REQUEST_BYTES)
+                ctx.ingestion.accept_then(principal, body, route, done)
+            except Exception as exc:
+                fail(exc, respond)
+
+        return FastRoute(limit=MAX_REQUEST_BYTES, handle=handle)
+
+    return {path.encode(): route_for(path, route) for path, route in _PATHS.items()}

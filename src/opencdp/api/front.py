@@ -16,12 +16,13 @@ any path, so when there is one the front steps aside entirely.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Match, Route
 
+from opencdp.api.fast_http import FastRoute
 from opencdp.api.raw import RawEndpoint, Receive, Scope, Send
 
 
@@ -32,8 +33,12 @@ def _first_segment(path: str) -> str:
 class FrontDoor:
     """An ASGI app: raw endpoints directly, everything else through ``app``."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(
+        self, app: Starlette, fast_routes: Mapping[bytes, FastRoute] | None = None
+    ) -> None:
         self.app = app
+        self.fast_routes: Mapping[bytes, FastRoute] = fast_routes or {}
+        """What ``api/fast_http.FastPathProtocol`` answers without ASGI (found on the app)."""
         self._static: dict[str, dict[str, RawEndpoint]] = {}
         self._buckets: dict[str, list[Route]] | None = self._index(app.routes)
 

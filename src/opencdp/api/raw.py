@@ -79,13 +79,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
                 declared = value
         elif key == b"content-encoding" and encoding is None:
             encoding = value.decode("latin-1")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise e.BadRequest("invalid Content-Length header") from None
-        if size > limit:
-            raise e.PayloadTooLarge(f"request body is {size} bytes; the limit is {limit}")
+    check_declared_length(declared, limit)
     message = await receive()
     body = message.get("body", b"")
     if message.get("more_body", False):
@@ -129,6 +123,41 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
+def error_reply(
+    family: Family,
+    on_error: Callable[[Family, str], None] | None,
+    exc: BaseException,
+    path: str | None,
+) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of ``exc`` in ``family``'s error shape, counted by code.
+
+    Anything that is not one of our errors is a 500 whose message says nothing of the cause
+    (the cause goes to the log). The raw endpoints and the ingestion fast path both answer
+    through here, so an error looks the same whichever path a request took.
+    """
+    if isinstance(exc, e.OpenCdpError):
+        error, code, forced = exc, exc.code, None
+    else:
+        logger.error("api.unhandled_error", extra={"path": path}, exc_info=exc)
+        error, code, forced = e.OpenCdpError("internal error"), "internal", 500
+    if on_error is not None:
+        on_error(family, code)
+    status, headers, payload = family.render(error)
+    return forced or status, headers, payload
+
+
+def check_declared_length(declared: bytes | str | None, limit: int) -> None:
+    """Refuse a request by its Content-Length header before reading its body."""
+    if declared is None:
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise e.BadRequest("invalid Content-Length header") from None
+    if size > limit:
+        raise e.PayloadTooLarge(f"request body is {size} bytes; the limit is {limit}")
+
+
 class RawEndpoint:
     """An ASGI app running ``handler``; every error leaves in ``family``'s shape.
 
@@ -170,18 +199,10 @@ class RawEndpoint:
     ) -> None:
         """Send the reply, or the error in the family's shape."""
         if isinstance(outcome, BaseException):
-            family, on_error = self._family, self._on_error
-            if isinstance(outcome, e.OpenCdpError):
-                error, code, forced = outcome, outcome.code, None
-            else:
-                logger.error(
-                    "api.unhandled_error", extra={"path": scope.get("path")}, exc_info=outcome
-                )
-                error, code, forced = e.OpenCdpError("internal error"), "internal", 500
-            if on_error is not None:
-                on_error(family, code)
-            status, headers, payload = family.render(error)
-            await _send(send, forced or status, payload, headers, extra)
+            status, headers, payload = error_reply(
+                self._family, self._on_error, outcome, scope.get("path")
+            )
+            await _send(send, status, payload, headers, extra)
             return
         if len(outcome) == 3:
             extra.extend(outcome[2])  # type: ignore[misc]

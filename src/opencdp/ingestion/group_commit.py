@@ -31,10 +31,16 @@ AppendFn = Callable[[Callable[[], Rows]], object]
 _STOP = object()
 
 
+Done = Callable[[BaseException | None], None]
+"""``done(None)`` once committed, ``done(exc)`` if not; called on the submitter's loop."""
+
+
 class _LoopWaiter:
+    """A submission answered on its event loop: the future a task awaits, or a callback."""
+
     __slots__ = ("fut", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None] | Done) -> None:
         self.loop = loop
         self.fut = fut
 
@@ -42,9 +48,14 @@ class _LoopWaiter:
 Waiter = Future[None] | _LoopWaiter
 
 
-def _wake(futures: list[asyncio.Future[None]], exc: BaseException | None) -> None:
-    for fut in futures:
-        if not fut.done():
+def _wake(waiting: list[asyncio.Future[None] | Done], exc: BaseException | None) -> None:
+    for fut in waiting:
+        if not isinstance(fut, asyncio.Future):
+            try:
+                fut(exc)
+            except Exception:  # one caller's bug must not leave the rest unanswered
+                logger.exception("inbox.callback_failed")
+        elif not fut.done():
             if exc is None:
                 fut.set_result(None)
             else:
@@ -53,7 +64,7 @@ def _wake(futures: list[asyncio.Future[None]], exc: BaseException | None) -> Non
 
 def _settle(group: list[tuple[Rows, Waiter]], exc: BaseException | None) -> None:
     """Complete every waiter of a group: one loop wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None] | Done]] = {}
     for _, waiter in group:
         if isinstance(waiter, _LoopWaiter):
             by_loop.setdefault(waiter.loop, []).append(waiter.fut)
@@ -61,10 +72,10 @@ def _settle(group: list[tuple[Rows, Waiter]], exc: BaseException | None) -> None
             waiter.set_result(None)
         else:
             waiter.set_exception(exc)
-    for loop, futures in by_loop.items():
+    for loop, waiting in by_loop.items():
         # RuntimeError: the loop has closed, so nobody is waiting any more
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_wake, futures, exc)
+            loop.call_soon_threadsafe(_wake, waiting, exc)
 
 
 def _rows_of(group: list[tuple[Rows, Waiter]]) -> list[dict[str, Any]]:
@@ -126,6 +137,16 @@ class GroupCommitter:
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.put((rows, _LoopWaiter(loop, fut)))
         await fut
+
+    def submit_then(self, rows: Rows, done: Done) -> None:
+        """Queue rows; ``done`` runs on the calling event loop once they are committed (or
+        failed), from the group's wake-up. For callers that are not tasks: the ingestion
+        fast path (``api/fast_http.py``) answers the request from ``done``."""
+        if self._closed:
+            raise Unavailable("the server is shutting down")
+        if self._thread is None:
+            self.start()
+        self._queue.put((rows, _LoopWaiter(asyncio.get_running_loop(), done)))
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""

@@ -9,6 +9,7 @@ by the worker when it takes a batch from the inbox (``ingestion/processing.py``,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -85,6 +86,30 @@ class IngestionService:
             await self._committer.submit_async(rows)
         self._count_accepted(route, result)
         return result
+
+    def accept_then(
+        self,
+        principal: Principal,
+        body: bytes,
+        route: Route,
+        done: Callable[[AcceptResult | BaseException], None],
+    ) -> None:
+        """``accept`` in callback form, for a caller that is not a task (``api/fast_http.py``):
+        bad input raises here, at once; ``done`` gets the result once the rows are committed,
+        or the error if they could not be."""
+        result, rows = self.prepare(principal, body, route)
+        if not rows:
+            done(result)
+            return
+
+        def committed(exc: BaseException | None) -> None:
+            if exc is not None:
+                done(exc)
+                return
+            self._count_accepted(route, result)
+            done(result)
+
+        self._committer.submit_then(rows, committed)
 
     def accept_sync(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
         """The same for callers outside an event loop (tests, importers)."""
