@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve_options(host: str, port: int) -> dict[str, Any]:
-    """The keyword arguments ``opencdp.cli._serve`` gives uvicorn, so the stack is identical."""
+    """The keyword arguments ``opencdp.cli.uvicorn_options`` gives uvicorn, but for ``http``:
+    the baselines are ASGI apps on uvicorn's own httptools protocol, which opencdp's protocol
+    extends only for the Events API paths (ADR 0008); every other path is the same stack."""
     return {
         "host": host,
         "port": port,
