@@ -102,3 +102,24 @@ def test_0005_moves_request_ids_to_applied_requests(database_url: str) -> None:
     assert ids == [1, 2, 3, 4]
     migrate.upgrade(db)
     db.dispose()
+
+
+def test_0006_keeps_inbox_payloads_inline_and_uncompressed_on_postgresql(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    migrate.upgrade(db)
+    if db.is_sqlite:
+        db.dispose()
+        return  # SQLite stores blobs as they are; nothing to check
+    with db.engine.connect() as conn:
+        options = conn.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'inbox'"
+        ).scalar_one()
+        storage = conn.exec_driver_sql(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = 'inbox'::regclass"
+            " AND attname = 'payload'"
+        ).scalar_one()
+    assert "toast_tuple_target=8160" in options
+    assert storage == "e"  # external: out of line when large, never compressed
+    db.dispose()
