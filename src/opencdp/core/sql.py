@@ -102,11 +102,34 @@ class InsertValues:
     PostgreSQL it is also one round trip per chunk.
     """
 
-    __slots__ = ("_chunk", "_columns", "_head", "_row_pg", "_row_sqlite", "_suffix", "_texts")
+    __slots__ = (
+        "_chunk",
+        "_columns",
+        "_copy",
+        "_copy_types",
+        "_head",
+        "_row_pg",
+        "_row_sqlite",
+        "_suffix",
+        "_texts",
+    )
 
     def __init__(
-        self, table: str, columns: Sequence[str], *, suffix: str = "", chunk: int = 512
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        suffix: str = "",
+        chunk: int = 512,
+        pg_copy_types: Sequence[str] | None = None,
     ) -> None:
+        """``pg_copy_types`` (PostgreSQL type names, one per column): on PostgreSQL the rows
+        go in by binary ``COPY`` instead (no ``suffix`` then): for the inbox's 2.4 KB rows a
+        commit of 25 took 360 us instead of 570 us (bench/README.md)."""
+        if pg_copy_types is not None and (suffix or len(pg_copy_types) != len(columns)):
+            raise ValueError("binary COPY needs one type per column and no suffix")
+        self._copy_types = list(pg_copy_types) if pg_copy_types is not None else None
+        self._copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         self._columns = tuple(columns)
         self._head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self._suffix = f" {suffix}" if suffix else ""
@@ -135,6 +158,13 @@ class InsertValues:
         pg = conn.dialect.name == "postgresql"
         cur = conn.connection.cursor()
         try:
+            if pg and self._copy_types is not None:
+                columns = self._columns
+                with cur.copy(self._copy) as copy:
+                    copy.set_types(self._copy_types)
+                    for row in rows:
+                        copy.write_row([row[c] for c in columns])
+                return
             for start in range(0, len(rows), self._chunk):
                 part = rows[start : start + self._chunk]
                 cur.execute(self._text(pg, len(part)), self._params(part))

@@ -45,6 +45,7 @@ _INSERT_BATCH = InsertValues(
         "source_request_id",
         "payload",
     ),
+    pg_copy_types=("int4", "int4", "int4", "text", "int8", "text", "bytea"),
 )
 
 
