@@ -119,3 +119,18 @@ def test_binary_copy_needs_a_type_per_column_and_no_suffix() -> None:
         InsertValues("scratch", ("id", "name"), pg_copy_types=("int4",))
     with pytest.raises(ValueError):
         InsertValues("t", ("id",), suffix="ON CONFLICT DO NOTHING", pg_copy_types=("int4",))
+
+
+def test_postgresql_append_recovers_after_its_connection_is_killed(db: Database) -> None:
+    if db.is_sqlite:
+        return  # the SQLite writer is a local file handle; nothing to kill
+    assert db.append(COPIED, lambda: _rows(0, 2)) == 2
+    with db.write() as tx:  # what a server restart does to the committer's connection
+        tx.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(Exception):  # noqa: B017 - psycopg's OperationalError
+        db.append(COPIED, lambda: _rows(2, 2))
+    assert db.append(COPIED, lambda: _rows(2, 2)) == 2  # a new connection
+    assert [r[0] for r in _stored(db)] == [0, 1, 2, 3]

@@ -153,10 +153,13 @@ class InsertValues:
 
     def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inside the caller's transaction (SQLAlchemy connection)."""
+        self.run_dbapi(conn.connection, rows, pg=conn.dialect.name == "postgresql")
+
+    def run_dbapi(self, dbapi_conn: Any, rows: Sequence[Mapping[str, Any]], *, pg: bool) -> None:
+        """Inside the transaction open on a DBAPI connection."""
         if not rows:
             return
-        pg = conn.dialect.name == "postgresql"
-        cur = conn.connection.cursor()
+        cur = dbapi_conn.cursor()
         try:
             if pg and self._copy_types is not None:
                 columns = self._columns
