@@ -401,12 +401,19 @@ class Database:
         writer: RawRead | None = getattr(self._raw_local, "pg_writer", None)
         if writer is None:
             writer = self._raw_local.pg_writer = self._raw_connect()
+            writer.connection.autocommit = True
         rows = collect()
         if not rows:
             return 0
+        conn = writer.connection
         try:
-            insert.run_dbapi(writer.connection, rows, pg=True)
-            writer.commit()
+            if insert.one_statement(len(rows), pg=True):
+                # A single statement is its own transaction: all rows or none, and no
+                # separate COMMIT round trip.
+                insert.run_dbapi(conn, rows, pg=True)
+            else:
+                with conn.transaction():
+                    insert.run_dbapi(conn, rows, pg=True)
         except BaseException:
             writer.rollback()
             if writer.lost:

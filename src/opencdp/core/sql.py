@@ -151,6 +151,10 @@ class InsertValues:
         columns = self._columns
         return [row[c] for row in rows for c in columns]
 
+    def one_statement(self, n: int, *, pg: bool) -> bool:
+        """Whether ``n`` rows go in as a single statement (a binary COPY, or one chunk)."""
+        return (pg and self._copy_types is not None) or n <= self._chunk
+
     def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inside the caller's transaction (SQLAlchemy connection)."""
         self.run_dbapi(conn.connection, rows, pg=conn.dialect.name == "postgresql")
