@@ -239,3 +239,32 @@ def test_the_serve_command_runs_the_fast_path_protocol(settings: Settings) -> No
 
     assert uvicorn_options(settings)["http"] == "opencdp.api.fast_http:FastPathProtocol"
     assert FastPathProtocol.__module__ == "opencdp.api.fast_http"
+
+
+def test_rate_limited_requests_get_429_with_the_documented_headers(live: Live) -> None:
+    live.runtime.tenancy.update_workspace_settings(
+        live.creds.workspace_id, {"rate_limit_batches_per_s": 1}
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+    answers = []
+    for _ in range(4):
+        conn.request(
+            "POST", "/v2/events", body=json.dumps(batch()), headers={"Authorization": live.auth()}
+        )
+        r = conn.getresponse()
+        answers.append(
+            (
+                r.status,
+                r.getheader("retry-after"),
+                r.getheader("x-mp-rate-limit-exceeded"),
+                r.read(),
+            )
+        )
+    conn.close()
+    limited = [a for a in answers if a[0] == 429]
+    assert answers[0][0] == 202 and limited
+    _, retry_after, scope, body = limited[0]
+    assert retry_after is not None and int(retry_after) >= 1
+    assert scope == "workspace"
+    assert json.loads(body)["errors"][0]["code"] == "TOO_MANY_REQUESTS"
+    assert live.stored() == len(answers) - len(limited)
