@@ -268,3 +268,15 @@ def test_rate_limited_requests_get_429_with_the_documented_headers(live: Live) -
     assert scope == "workspace"
     assert json.loads(body)["errors"][0]["code"] == "TOO_MANY_REQUESTS"
     assert live.stored() == len(answers) - len(limited)
+
+
+def test_a_uvicorn_without_what_the_fast_path_relies_on_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from opencdp.api import fast_http
+
+    assert fast_http._uvicorn_fits()
+    monkeypatch.delattr(HttpToolsProtocol, "on_response_complete")
+    assert not fast_http._uvicorn_fits()

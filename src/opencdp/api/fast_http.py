@@ -27,6 +27,7 @@ application object (``FrontDoor.fast_routes``), so each ``--api-processes`` work
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,12 +83,41 @@ def fast_routes_of(app: Any) -> Mapping[bytes, FastRoute]:
     return {}
 
 
+_RELIED_ON = (
+    "on_message_begin",
+    "on_url",
+    "on_header",
+    "on_headers_complete",
+    "on_body",
+    "on_message_complete",
+    "on_response_complete",
+)
+
+
+def _uvicorn_fits() -> bool:
+    """Whether this uvicorn's protocol still has what the fast path relies on. If a release
+    renamed any of it, every request goes through ASGI as before (and says so once) rather
+    than half-working."""
+    missing = [name for name in _RELIED_ON if not callable(getattr(HttpToolsProtocol, name, None))]
+    source = getattr(HttpToolsProtocol.__init__, "__code__", None)
+    names = set(source.co_names) if source is not None else set()
+    missing += [n for n in ("cycle", "pipeline", "expect_100_continue") if n not in names]
+    if missing:
+        logging.getLogger(__name__).warning(
+            "api.fast_path_disabled", extra={"uvicorn_missing": missing}
+        )
+    return not missing
+
+
+_UVICORN_FITS = _uvicorn_fits()
+
+
 class FastPathProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with registered routes answered without ASGI."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._routes = fast_routes_of(self.app)
+        self._routes = fast_routes_of(self.app) if _UVICORN_FITS else {}
         self._fast: FastRoute | None = None
 
     def on_headers_complete(self) -> None:
