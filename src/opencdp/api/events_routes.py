@@ -16,8 +16,7 @@ from opencdp.api import raw
 from opencdp.api.context import ApiContext
 from opencdp.api.errors import EVENTS
 from opencdp.api.fast_http import FastRoute, RawHeaders, Respond
-from opencdp.api.http import basic_credentials, gunzip
-from opencdp.core.errors import PayloadTooLarge
+from opencdp.api.http import basic_credentials
 from opencdp.events.limits import MAX_REQUEST_BYTES
 from opencdp.ingestion.service import AcceptResult
 from opencdp.ingestion.service import Route as IngestRoute
@@ -27,7 +26,6 @@ _PATHS = {
     "/v2/bulkevents": IngestRoute.BULK,
     "/v2/bulkevents/historical": IngestRoute.HISTORICAL,
 }
-_JSON = (b"content-type", b"application/json")
 
 
 def accepted(result: AcceptResult) -> tuple[int, bytes]:
@@ -68,9 +66,7 @@ def fast_routes(ctx: ApiContext) -> dict[bytes, FastRoute]:
     def route_for(path: str, route: IngestRoute) -> FastRoute:
         def fail(exc: BaseException, respond: Respond) -> None:
             status, headers, payload = raw.error_reply(EVENTS, ctx.count_error, exc, path)
-            out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-            out.append(_JSON)
-            respond(status, out, payload)
+            respond(status, [*raw.encode_headers(headers), raw.JSON_CONTENT_TYPE], payload)
 
         def handle(headers: RawHeaders, body: bytes | None, respond: Respond) -> None:
             def done(outcome: AcceptResult | BaseException) -> None:
@@ -78,27 +74,16 @@ def fast_routes(ctx: ApiContext) -> dict[bytes, FastRoute]:
                     fail(outcome, respond)
                     return
                 status, payload = accepted(outcome)
-                respond(status, [_JSON] if payload else [], payload)
+                respond(status, [raw.JSON_CONTENT_TYPE] if payload else [], payload)
 
             try:
-                auth = declared = encoding = None
-                for key, value in headers:  # the first of each counts, as in raw.header
-                    if key == b"authorization":
-                        if auth is None:
-                            auth = value.decode("latin-1")
-                    elif key == b"content-length":
-                        if declared is None:
-                            declared = value
-                    elif key == b"content-encoding" and encoding is None:
-                        encoding = value.decode("latin-1")
+                auth = raw.header_in(headers, b"authorization")
                 principal = ctx.tenancy.authenticate_basic(*basic_credentials(auth))
+                declared, encoding = raw.body_headers(headers)
                 raw.check_declared_length(declared, MAX_REQUEST_BYTES)
                 if body is None:
-                    raise PayloadTooLarge(
-                        f"request body is over the limit of {MAX_REQUEST_BYTES} bytes"
-                    )
-                if encoding is not None and encoding.lower() == "gzip":
-                    body = gunzip(body, MAX_REQUEST_BYTES)
+                    raise raw.over_limit(MAX_REQUEST_BYTES)
+                body = raw.unpacked(body, encoding, MAX_REQUEST_BYTES)
                 ctx.ingestion.accept_then(principal, body, route, done)
             except Exception as exc:
                 fail(exc, respond)

@@ -64,21 +64,44 @@ Decorate = Callable[[Scope], RawHeaders]
 
 def header(scope: Scope, name: bytes) -> str | None:
     """A request header by lower-case name (latin-1, as HTTP/1.1 headers are)."""
-    for key, value in scope["headers"]:
+    return header_in(scope["headers"], name)
+
+
+def header_in(headers: RawHeaders, name: bytes) -> str | None:
+    """``header`` for a header list (the ingestion fast path has no scope); the first wins."""
+    for key, value in headers:
         if key == name:
             return str(value.decode("latin-1"))
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (after gunzip)."""
+def body_headers(headers: RawHeaders) -> tuple[bytes | None, str | None]:
+    """(Content-Length, Content-Encoding), in one pass; the first of each counts."""
     declared = encoding = None
-    for key, value in scope["headers"]:  # one pass for both (the first of each counts)
+    for key, value in headers:
         if key == b"content-length":
             if declared is None:
                 declared = value
         elif key == b"content-encoding" and encoding is None:
             encoding = value.decode("latin-1")
+    return declared, encoding
+
+
+def over_limit(limit: int) -> e.PayloadTooLarge:
+    """The 413 for a body that grew past ``limit`` while it was read."""
+    return e.PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+
+
+def unpacked(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as sent before its Content-Encoding (gzip is the one the SDKs use)."""
+    if encoding is not None and encoding.lower() == "gzip":
+        return gunzip(body, limit)
+    return body
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (after gunzip)."""
+    declared, encoding = body_headers(scope["headers"])
     check_declared_length(declared, limit)
     message = await receive()
     body = message.get("body", b"")
@@ -90,17 +113,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise e.PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+                raise over_limit(limit)
             chunks.append(chunk)
         body = b"".join(chunks)
     elif len(body) > limit:
-        raise e.PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-    if encoding is not None and encoding.lower() == "gzip":
-        body = gunzip(body, limit)
-    return bytes(body)
+        raise over_limit(limit)
+    return bytes(unpacked(body, encoding, limit))
 
 
-_JSON = (b"content-type", b"application/json")
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 _EMPTY = ((b"content-length", b"0"),)  # a tuple: shared by every response, never mutated
@@ -113,14 +134,19 @@ async def _send(
         await send({"type": "http.response.start", "status": status, "headers": _EMPTY})
         await send({"type": "http.response.body", "body": b""})
         return
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw = encode_headers(headers)
     if extra:
         raw.extend(extra)
     if body:
-        raw.append(_JSON)
+        raw.append(JSON_CONTENT_TYPE)
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+def encode_headers(headers: dict[str, str]) -> RawHeaders:
+    """Response headers as the server writes them: lower-case latin-1 bytes."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def error_reply(

@@ -36,38 +36,36 @@ Done = Callable[[BaseException | None], None]
 
 
 class _LoopWaiter:
-    """A submission answered on its event loop: the future a task awaits, or a callback."""
+    """A submission answered on its event loop: ``done`` runs there at the group's wake-up."""
 
-    __slots__ = ("fut", "loop")
+    __slots__ = ("done", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None] | Done) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, done: Done) -> None:
         self.loop = loop
-        self.fut = fut
+        self.done = done
 
 
 Waiter = Future[None] | _LoopWaiter
 
 
-def _wake(waiting: list[asyncio.Future[None] | Done], exc: BaseException | None) -> None:
-    for fut in waiting:
-        if not isinstance(fut, asyncio.Future):
-            try:
-                fut(exc)
-            except Exception:  # one caller's bug must not leave the rest unanswered
-                logger.exception("inbox.callback_failed")
-        elif not fut.done():
-            if exc is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(exc)
+def _wake(waiting: list[Done], exc: BaseException | None) -> None:
+    for done in waiting:
+        try:
+            done(exc)
+        except Exception:  # one caller's bug must not leave the rest unanswered
+            logger.exception("inbox.callback_failed")
 
 
 def _settle(group: list[tuple[Rows, Waiter]], exc: BaseException | None) -> None:
-    """Complete every waiter of a group: one loop wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None] | Done]] = {}
+    """Complete every waiter of a group: one loop wake-up per event loop.
+
+    Waking a loop from another thread costs a syscall, and once per request it was a tenth of
+    the request's CPU.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
     for _, waiter in group:
         if isinstance(waiter, _LoopWaiter):
-            by_loop.setdefault(waiter.loop, []).append(waiter.fut)
+            by_loop.setdefault(waiter.loop, []).append(waiter.done)
         elif exc is None:
             waiter.set_result(None)
         else:
@@ -123,25 +121,10 @@ class GroupCommitter:
         self._queue.put((rows, fut))
         return fut
 
-    async def submit_async(self, rows: Rows) -> None:
-        """Queue rows and wait (without blocking the event loop) until they are committed.
-
-        The writer wakes each event loop once per group, not once per request: waking a loop
-        from another thread costs a syscall, and it was a tenth of the request's CPU.
-        """
-        if self._closed:
-            raise Unavailable("the server is shutting down")
-        if self._thread is None:
-            self.start()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._queue.put((rows, _LoopWaiter(loop, fut)))
-        await fut
-
     def submit_then(self, rows: Rows, done: Done) -> None:
         """Queue rows; ``done`` runs on the calling event loop once they are committed (or
-        failed), from the group's wake-up. For callers that are not tasks: the ingestion
-        fast path (``api/fast_http.py``) answers the request from ``done``."""
+        failed), from the group's wake-up: the ingestion fast path (``api/fast_http.py``)
+        answers its request from there, and ``IngestionService.accept`` completes a future."""
         if self._closed:
             raise Unavailable("the server is shutting down")
         if self._thread is None:

@@ -8,6 +8,7 @@ by the worker when it takes a batch from the inbox (``ingestion/processing.py``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,11 +82,17 @@ class IngestionService:
     # -- the hot path ----------------------------------------------------------------------
     async def accept(self, principal: Principal, body: bytes, route: Route) -> AcceptResult:
         """Validate and durably store; raises BadRequest when nothing in the body is usable."""
-        result, rows = self.prepare(principal, body, route)
-        if rows:
-            await self._committer.submit_async(rows)
-        self._count_accepted(route, result)
-        return result
+        fut: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
+
+        def done(outcome: AcceptResult | BaseException) -> None:
+            if not fut.done():  # not cancelled meanwhile (the client went away)
+                if isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
+
+        self.accept_then(principal, body, route, done)
+        return await fut
 
     def accept_then(
         self,
@@ -154,24 +161,8 @@ class IngestionService:
                 result.rejected.append(Rejection(index, reason or "invalid", message or ""))
                 self._metrics.batches_rejected.labels(_LABEL[route], reason or "invalid").inc()
                 continue
-            batch = decoded
-            rows.append(
-                {
-                    "workspace_id": principal.workspace_id,
-                    "input_id": principal.input_id,
-                    "partition": partition_for(
-                        principal.workspace_id,
-                        batch.strongest_identity(),
-                        self._partitions,
-                        batch.source_request_id or str(now + index),
-                    ),
-                    "kind": kind,
-                    "received_ms": now,
-                    "source_request_id": batch.source_request_id,
-                    "payload": bytes(raw),
-                }
-            )
-            good.append(batch)
+            rows.append(self._row(principal, decoded, bytes(raw), kind, now, index))
+            good.append(decoded)
         if not rows and route is Route.WEB:
             # The Web SDK retries a 400 forever; a batch we will never take is answered 202
             # and counted as rejected instead (docs/adr/0002).
@@ -180,12 +171,7 @@ class IngestionService:
             if all(r.reason == "batch_too_large" for r in result.rejected):
                 raise PayloadTooLarge(_summary(result.rejected))
             raise BadRequest(_summary(result.rejected))
-        self._rate.take(
-            principal.workspace_id,
-            len(rows),
-            scope="workspace",
-            rate=self._workspace_rate(principal.workspace_id),
-        )
+        self._take_rate(principal.workspace_id, len(rows))
         result.accepted = len(rows)
         result.events = sum(len(b.events or ()) for b in good)
         return result, rows
@@ -198,25 +184,35 @@ class IngestionService:
         method's time went to it). Anything else takes the general path."""
         batch = self._decode_single(body, Route.EVENTS)
         assert isinstance(batch, Batch)  # EVENTS raises instead of returning the error
-        workspace_id = principal.workspace_id
-        row = {
-            "workspace_id": workspace_id,
-            "input_id": principal.input_id,
-            "partition": partition_for(
-                workspace_id,
-                batch.strongest_identity(),
-                self._partitions,
-                batch.source_request_id or str(now),
-            ),
-            "kind": "events",
-            "received_ms": now,
-            "source_request_id": batch.source_request_id,
-            "payload": body,
-        }
-        self._rate.take(workspace_id, 1, scope="workspace", rate=self._workspace_rate(workspace_id))
+        row = self._row(principal, batch, body, "events", now, 0)
+        self._take_rate(principal.workspace_id, 1)
         return AcceptResult(accepted=1, events=len(batch.events or ())), [row]
 
     # -- helpers ---------------------------------------------------------------------------
+    def _row(
+        self, principal: Principal, batch: Batch, payload: bytes, kind: str, now: int, index: int
+    ) -> dict[str, Any]:
+        """The inbox row of one accepted batch (``index``: its place in the request)."""
+        return {
+            "workspace_id": principal.workspace_id,
+            "input_id": principal.input_id,
+            "partition": partition_for(
+                principal.workspace_id,
+                batch.strongest_identity(),
+                self._partitions,
+                batch.source_request_id or str(now + index),
+            ),
+            "kind": kind,
+            "received_ms": now,
+            "source_request_id": batch.source_request_id,
+            "payload": payload,
+        }
+
+    def _take_rate(self, workspace_id: int, batches: int) -> None:
+        self._rate.take(
+            workspace_id, batches, scope="workspace", rate=self._workspace_rate(workspace_id)
+        )
+
     def _workspace_rate(self, workspace_id: int) -> float | None:
         """A workspace's own ``rate_limit_batches_per_s`` setting, if it has one."""
         if self._tenancy is None:
